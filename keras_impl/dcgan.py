@@ -1,0 +1,181 @@
+"""DCGAN in Keras 3: networks, losses and one train step (mirror: torch_impl/dcgan.py).
+
+Radford, Metz and Chintala 2015 (arXiv:1511.06434), as built in chapter 4 of Generative Deep Learning (2nd ed.).
+Generator G: z ~ N(0, 1) -> image in [-1, 1]; discriminator D: image -> logit (no sigmoid inside).
+D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 ; G loss = BCE(D(G(z)), 1) ; BCE taken from logits.
+Label noise U ~ U(0, 1): targets t_real = 1 - a*U, t_fake = a*U, or the book's 1 + a*U and -a*U.
+Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
+a G step through a fresh pass of the updated D). Layout NHWC; layer names equal those of the torch file.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from specs.models import DCGANConfig
+
+# ---------------------------------------------------------------------------------------------------- Networks
+
+
+def batch_norm(name: str, config: DCGANConfig) -> layers.BatchNormalization:
+    """BatchNorm with the configuration's Keras momentum and its epsilon passed explicitly."""
+    return layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon, name=name)
+
+
+class Generator(keras.Sequential):
+    """z (N, latent_dim) -> image (N, S, S, C) in [-1, 1]."""
+
+    def __init__(self, config: DCGANConfig, name: str = "generator"):
+        stack = [keras.Input((config.latent_dim,)), layers.Reshape((1, 1, config.latent_dim), name="reshape")]
+        for i, width in enumerate(config.generator_widths(), start=1):
+            if i == 1:
+                conv = layers.Conv2DTranspose(width, 4, strides=1, padding="valid", use_bias=False, name=f"conv{i}")
+            else:
+                conv = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, name=f"conv{i}")
+            stack += [conv, batch_norm(f"bn{i}", config)]
+            stack += [layers.LeakyReLU(config.leaky_slope, name=f"act{i}")]
+            # (N, 2 ** (i + 1), 2 ** (i + 1), width)
+        last = config.num_blocks + 1
+        conv = layers.Conv2DTranspose(config.channels, 4, strides=2, padding="same", use_bias=False, name=f"conv{last}")
+        stack += [conv]
+        stack += [layers.Activation("tanh", name="tanh")]  # (N, S, S, C)
+        super().__init__(stack, name=name)
+
+
+class Discriminator(keras.Sequential):
+    """Image (N, S, S, C) -> logit (N, 1)."""
+
+    def __init__(self, config: DCGANConfig, name: str = "discriminator"):
+        stack = [keras.Input((config.image_size, config.image_size, config.channels))]
+        for i, width in enumerate(config.discriminator_widths(), start=1):
+            stack += [layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"conv{i}")]
+            if i > 1:
+                stack += [batch_norm(f"bn{i}", config)]
+            stack += [layers.LeakyReLU(config.leaky_slope, name=f"act{i}")]
+            stack += [layers.Dropout(config.dropout, name=f"drop{i}")]
+            # (N, S / 2 ** i, S / 2 ** i, width)
+        last = config.num_blocks + 1
+        stack += [layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False, name=f"conv{last}")]  # (N, 1, 1, 1)
+        stack += [layers.Flatten(name="flatten")]  # (N, 1)
+        super().__init__(stack, name=name)
+
+
+# ------------------------------------------------------------------------------------------------------ Losses
+
+
+def binary_crossentropy(targets, logits):
+    """Mean BCE from logits: max(x, 0) - x * t + log(1 + exp(-|x|)), stable for any target t."""
+    return ops.mean(keras.losses.binary_crossentropy(targets, logits, from_logits=True))
+
+
+def label_targets(label_noise, config: DCGANConfig):
+    """Noisy targets from U(0, 1) draws of shape (2, N, 1): row 0 for real images, row 1 for fake ones."""
+    amount = config.label_noise
+    if config.book_label_noise:
+        return 1 + amount * label_noise[0], -amount * label_noise[1]
+    return 1 - amount * label_noise[0], amount * label_noise[1]
+
+
+def discriminator_loss(real_logits, fake_logits, real_targets, fake_targets):
+    """(BCE(real) + BCE(fake)) / 2, as in the book."""
+    return (binary_crossentropy(real_targets, real_logits) + binary_crossentropy(fake_targets, fake_logits)) / 2
+
+
+def generator_loss(fake_logits):
+    """BCE against all-ones targets: G wants D to call its images real."""
+    return binary_crossentropy(ops.ones_like(fake_logits), fake_logits)
+
+
+# ------------------------------------------------------------------------------------------------------ Trainer
+
+
+def adam(config: DCGANConfig) -> keras.optimizers.Adam:
+    """Adam with every hyperparameter from the configuration, epsilon included.
+
+    The betas go in as numpy float64: Keras turns a Python float into a float32 tensor before raising it to the
+    step's power, so in float64 its bias correction would use 0.99900001 for 0.999.
+    """
+    betas = np.float64(config.beta_1), np.float64(config.beta_2)
+    return keras.optimizers.Adam(
+        learning_rate=config.learning_rate, beta_1=betas[0], beta_2=betas[1], epsilon=config.adam_epsilon
+    )
+
+
+class DCGAN(keras.Model):
+    """Holds G, D, their optimisers and a seeded generator of z and label noise."""
+
+    def __init__(self, config: DCGANConfig, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.generator = Generator(config)
+        self.discriminator = Discriminator(config)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")}
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or adam(self.config)
+        self.g_optimizer = g_optimizer or adam(self.config)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def sample_noise(self, batch_size, z=None, label_noise=None):
+        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given."""
+        dtype = self.generator.compute_dtype
+        if z is None:
+            z = keras.random.normal((batch_size, self.config.latent_dim), seed=self.seed_generator, dtype=dtype)
+        if label_noise is None:
+            label_noise = keras.random.uniform((2, batch_size, 1), seed=self.seed_generator, dtype=dtype)
+        return z, label_noise
+
+    def gan_losses(self, real, z, label_noise):
+        """One forward pass of both networks in training mode: both losses and both logits."""
+        real_targets, fake_targets = label_targets(label_noise, self.config)
+        fake = self.generator(z, training=True)
+        real_logits = self.discriminator(real, training=True)
+        fake_logits = self.discriminator(fake, training=True)
+        d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+        g_loss = generator_loss(fake_logits)
+        return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits, "fake_logits": fake_logits}
+
+    def train_step(self, real, z=None, label_noise=None):
+        z, label_noise = self.sample_noise(ops.shape(real)[0], z, label_noise)
+        d_params = self.discriminator.trainable_weights
+        g_params = self.generator.trainable_weights
+        if self.config.update_order == "simultaneous":
+            with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+                out = self.gan_losses(real, z, label_noise)
+            d_grads = d_tape.gradient(out["d_loss"], d_params)
+            g_grads = g_tape.gradient(out["g_loss"], g_params)
+            self.d_optimizer.apply_gradients(zip(d_grads, d_params))
+            self.g_optimizer.apply_gradients(zip(g_grads, g_params))
+            d_loss, g_loss, real_logits, fake_logits = (
+                out["d_loss"], out["g_loss"], out["real_logits"], out["fake_logits"]
+            )
+        else:
+            real_targets, fake_targets = label_targets(label_noise, self.config)
+            with tf.GradientTape() as g_tape:
+                fake = self.generator(z, training=True)  # one generator pass, kept for the G step
+            with tf.GradientTape() as d_tape:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
+                d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+            d_grads = d_tape.gradient(d_loss, d_params)
+            self.d_optimizer.apply_gradients(zip(d_grads, d_params))
+            with g_tape:  # the G tape resumes: a fresh pass through the updated D
+                g_loss = generator_loss(self.discriminator(fake, training=True))
+            g_grads = g_tape.gradient(g_loss, g_params)
+            self.g_optimizer.apply_gradients(zip(g_grads, g_params))
+        self.trackers["d_loss"].update_state(d_loss)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["d_real"].update_state(ops.mean(ops.sigmoid(real_logits)))
+        self.trackers["d_fake"].update_state(ops.mean(ops.sigmoid(fake_logits)))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -1,0 +1,336 @@
+"""Named checks that torch_impl and keras_impl compute the same thing, each with a measured diff and a tolerance.
+
+A check builds a fresh pair of trainers from one configuration, copies the torch weights into Keras
+(parity/convert.py), feeds both the same inputs and the same injected randomness, and compares:
+  shapes      every layer's output shape (NCHW against NHWC), exactly
+  forward     every layer's activations, in inference mode and in training mode (BatchNorm on batch statistics)
+  losses      both losses from one training-mode forward pass with injected z and label noise
+  gradients   every parameter's gradient of its network's loss (a gradient missing on one side fails)
+  trajectory  every weight and running statistic after K full train steps (dropout 0, Adam epsilon 0)
+Each check reports the max abs diff, and judges the max scaled diff: per tensor, max |torch - keras| divided by
+max(1, max |keras|), i.e. absolute for tensors within [-1, 1] and relative to the tensor's magnitude beyond.
+NaN or inf positions must match exactly; a NaN against a number fails. Dropout masks can never agree across
+frameworks, so training-mode checks run with dropout 0 (inference mode keeps the configured rate: it is off there).
+Adam's epsilon enters the two update rules differently (torch adds it to sqrt(v) / sqrt(1 - b2^t), Keras to
+sqrt(v)), so the rules agree only with epsilon 0. torch stores the unbiased batch variance in running_var and Keras
+the biased one: the trajectory check maps the Keras value through the exact relation of the two update rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+import torch
+
+import keras_impl.dcgan
+import torch_impl.dcgan
+from parity import convert
+from specs.models import torch_bn_momentum
+
+CHECKS = ("shapes", "forward", "losses", "gradients", "trajectory")
+
+# Tolerances on the max scaled diff. float64 proves the mathematics equal (round-off only). float32 shows what users
+# see: forward and losses within 1e-5. Gradients through training-mode BatchNorm lose about three digits in float32
+# in both frameworks (book discriminator, conv2: torch float32 is 3.5e-4 and Keras float32 1.4e-3 away from the
+# float64 gradient), and Adam with epsilon 0 turns such differences in small gradients into steps of up to
+# 2 x learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
+TOLERANCES = {
+    "float64": {"shapes": 0.0, "forward": 1e-10, "losses": 1e-10, "gradients": 1e-10, "trajectory": 1e-10},
+    "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "trajectory": 2e-2},
+}
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """Where each backend defines one model, and which networks its trainer holds."""
+
+    torch_module: object  # module with Generator, Discriminator/Critic, the trainer class and its losses
+    keras_module: object
+    trainer: str  # class name of the trainer in both modules
+    networks: tuple[str, ...]  # trainer attributes holding the networks, generator first
+    optimizers: tuple[str, ...]  # the optimiser of each network
+    losses: tuple[str, ...]  # the loss each network minimises, as named by `gan_losses`
+
+
+MODELS = {
+    "dcgan": ModelPair(
+        torch_impl.dcgan, keras_impl.dcgan, "DCGAN",
+        networks=("generator", "discriminator"), optimizers=("g_optimizer", "d_optimizer"), losses=("g_loss", "d_loss"),
+    ),
+}
+
+
+@dataclass
+class CheckResult:
+    name: str  # one of CHECKS
+    max_abs_diff: float  # worst |torch - keras| over every compared tensor (inf when NaN positions differ)
+    max_scaled_diff: float  # worst max|torch - keras| / max(1, max|keras|) of a tensor: what the tolerance judges
+    tolerance: float
+    worst: str  # the tensor where the worst scaled difference was found
+    compared: int  # number of tensors compared
+
+    @property
+    def passed(self) -> bool:
+        return self.max_scaled_diff <= self.tolerance
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"passed": self.passed}
+
+
+# ----------------------------------------------------------------------------------------------- Comparison
+
+
+def nchw_to_nhwc(array: np.ndarray) -> np.ndarray:
+    """torch layout to Keras layout for image tensors; other ranks pass unchanged."""
+    return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
+
+
+def diffs(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
+    """(max abs diff, max scaled diff) over finite entries; both inf when shapes or NaN/inf positions differ."""
+    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
+    if expected.shape != actual.shape or not np.array_equal(np.isnan(expected), np.isnan(actual)):
+        return float("inf"), float("inf")
+    infinite = np.isinf(expected) | np.isinf(actual)
+    if not np.array_equal(expected[infinite], actual[infinite]):
+        return float("inf"), float("inf")
+    finite = ~(np.isnan(expected) | infinite)
+    error = float(np.max(np.abs(expected[finite] - actual[finite]), initial=0.0))
+    return error, error / max(1.0, float(np.max(np.abs(actual[finite]), initial=0.0)))
+
+
+def compare(name: str, tolerance: float, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> CheckResult:
+    """One result over (label, torch value, Keras value) pairs given in the same layout."""
+    worst_abs, worst_scaled, worst_label = 0.0, 0.0, ""
+    for label, expected, actual in pairs:
+        abs_diff, scaled_diff = diffs(expected, actual)
+        worst_abs = max(worst_abs, abs_diff)
+        if scaled_diff > worst_scaled or not worst_label:
+            worst_scaled, worst_label = scaled_diff, label
+    return CheckResult(name, worst_abs, worst_scaled, tolerance, worst_label, len(pairs))
+
+
+def to_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return keras.ops.convert_to_numpy(value)
+
+
+# ----------------------------------------------------------------------------------------------- The pair
+
+
+@contextlib.contextmanager
+def keras_dtype(dtype: str):
+    """Build Keras layers, optimisers and their learning-rate variables in `dtype`."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+
+
+@dataclass
+class Harness:
+    """Two trainers holding the same weights, and the random inputs both are fed."""
+
+    model: str
+    config: object
+    dtype: str
+    batch_size: int
+    seed: int
+    torch_trainer: object = None
+    keras_trainer: object = None
+    table: list = None
+
+    def __post_init__(self) -> None:
+        pair = MODELS[self.model]
+        torch.manual_seed(self.seed)
+        self.torch_trainer = getattr(pair.torch_module, pair.trainer)(self.config, seed=self.seed)
+        self.torch_trainer.to(getattr(torch, self.dtype))
+        keras_trainer = getattr(pair.keras_module, pair.trainer)(self.config, seed=self.seed)
+        keras_trainer.compile()
+        for network, optimizer in zip(pair.networks, pair.optimizers):
+            getattr(keras_trainer, optimizer).build(getattr(keras_trainer, network).trainable_variables)
+        self.keras_trainer = keras_trainer
+        self.table = convert.trainer_table(self.torch_trainer, keras_trainer, pair.networks)
+        convert.torch_to_keras(self.table)
+        self.rng = np.random.default_rng(self.seed)
+
+    def variant(self, **fields) -> Harness:
+        """A fresh harness with some configuration fields replaced."""
+        return Harness(self.model, dataclasses.replace(self.config, **fields), self.dtype, self.batch_size, self.seed)
+
+    def networks(self):
+        pair = MODELS[self.model]
+        return [(name, getattr(self.torch_trainer, name), getattr(self.keras_trainer, name)) for name in pair.networks]
+
+    def normal(self, *shape) -> np.ndarray:
+        return self.rng.standard_normal(shape).astype(self.dtype)
+
+    def uniform(self, *shape, low=0.0, high=1.0) -> np.ndarray:
+        return self.rng.uniform(low, high, shape).astype(self.dtype)
+
+    def network_input(self, name: str) -> np.ndarray:
+        """A batch for one network, in torch layout: z for the generator, images in [-1, 1] otherwise."""
+        if name == "generator":
+            return self.normal(self.batch_size, self.config.latent_dim)
+        size, channels = self.config.image_size, self.config.channels
+        return self.uniform(self.batch_size, channels, size, size, low=-1.0, high=1.0)
+
+    def step_inputs(self) -> dict[str, np.ndarray]:
+        """Injected randomness of one train step, in torch layout."""
+        z = self.normal(self.batch_size, self.config.latent_dim)
+        return {"z": z, "label_noise": self.uniform(2, self.batch_size, 1)}
+
+
+def both(array: np.ndarray) -> tuple[torch.Tensor, tf.Tensor]:
+    """The same values as a torch tensor (torch layout) and a TF tensor (Keras layout)."""
+    return torch.from_numpy(np.ascontiguousarray(array)), tf.constant(nchw_to_nhwc(array))
+
+
+def layer_outputs(torch_net, keras_net, inputs: np.ndarray, training: bool):
+    """Run both networks layer by layer; yield (layer name, torch output, Keras output)."""
+    torch_net.train(training)
+    torch_x, keras_x = both(inputs)
+    keras_layers = {layer.name: layer for layer in keras_net.layers}
+    for name, module in torch_net.named_children():
+        torch_x = module(torch_x)
+        keras_x = keras_layers[name](keras_x, training=training)
+        yield name, torch_x, keras_x
+
+
+# ----------------------------------------------------------------------------------------------- The checks
+
+
+def check_shapes(h: Harness) -> CheckResult:
+    rows = []
+    for name, torch_net, keras_net in h.networks():
+        for layer, torch_y, keras_y in layer_outputs(torch_net, keras_net, h.network_input(name), training=False):
+            expected = nchw_to_nhwc(np.empty(tuple(torch_y.shape), np.int8)).shape
+            rows.append((f"{name}.{layer}", np.array(expected), np.array(tuple(keras_y.shape))))
+    return compare("shapes", TOLERANCES[h.dtype]["shapes"], rows)
+
+
+def check_forward(h: Harness) -> CheckResult:
+    rows = []
+    for training, harness in ((False, h), (True, h.variant(dropout=0.0))):
+        mode = "train" if training else "inference"
+        for name, torch_net, keras_net in harness.networks():
+            for layer, torch_y, keras_y in layer_outputs(torch_net, keras_net, harness.network_input(name), training):
+                rows.append((f"{name}.{mode}.{layer}", nchw_to_nhwc(to_numpy(torch_y)), to_numpy(keras_y)))
+    return compare("forward", TOLERANCES[h.dtype]["forward"], rows)
+
+
+def _torch_losses(h: Harness, real: np.ndarray, step: dict):
+    h.torch_trainer.train()
+    return h.torch_trainer.gan_losses(both(real)[0], *(both(step[key])[0] for key in ("z", "label_noise")))
+
+
+def _keras_losses(h: Harness, real: np.ndarray, step: dict):
+    return h.keras_trainer.gan_losses(both(real)[1], *(both(step[key])[1] for key in ("z", "label_noise")))
+
+
+def check_losses(h: Harness) -> CheckResult:
+    real, step = h.network_input("discriminator"), h.step_inputs()
+    torch_out, keras_out = _torch_losses(h, real, step), _keras_losses(h, real, step)
+    rows = [(key, nchw_to_nhwc(to_numpy(torch_out[key])), to_numpy(keras_out[key])) for key in torch_out]
+    return compare("losses", TOLERANCES[h.dtype]["losses"], rows)
+
+
+def check_gradients(h: Harness) -> CheckResult:
+    real, step = h.network_input("discriminator"), h.step_inputs()
+    pair = MODELS[h.model]
+    torch_out = _torch_losses(h, real, step)
+    with tf.GradientTape(persistent=True) as tape:
+        keras_out = _keras_losses(h, real, step)
+    rows = []
+    for network, loss in zip(pair.networks, pair.losses):
+        ports = [port for port in h.table if port.trainable and port.name.startswith(f"{network}.")]
+        torch_grads = torch.autograd.grad(torch_out[loss], [port.torch_tensor for port in ports],
+                                          retain_graph=True, allow_unused=True)
+        keras_grads = tape.gradient(keras_out[loss], [port.keras_variable for port in ports])
+        for port, torch_grad, keras_grad in zip(ports, torch_grads, keras_grads):
+            if (torch_grad is None) != (keras_grad is None):
+                rows.append((f"{port.name} (gradient missing on one side)", np.zeros(1), np.full(1, np.nan)))
+            elif torch_grad is not None:
+                rows.append((port.name, to_numpy(torch_grad), port.to_torch(to_numpy(keras_grad))))
+    return compare("gradients", TOLERANCES[h.dtype]["gradients"], rows)
+
+
+def check_trajectory(h: Harness, steps: int = 5) -> CheckResult:
+    initial = {port.name: to_numpy(port.torch_tensor).copy() for port in h.table}
+    batch_counts = _batch_norm_counts(h)
+    for _ in range(steps):
+        real, step = h.network_input("discriminator"), h.step_inputs()
+        h.torch_trainer.train()
+        h.torch_trainer.train_step(both(real)[0], **{key: both(value)[0] for key, value in step.items()})
+        h.keras_trainer.train_step(both(real)[1], **{key: both(value)[1] for key, value in step.items()})
+    rows = []
+    for port in h.table:
+        expected, actual = to_numpy(port.torch_tensor), port.to_torch(to_numpy(port.keras_variable))
+        if port.name.endswith("running_var"):
+            actual = _unbiased_running_var(h, port, actual, initial[port.name], batch_counts[port.name])
+        rows.append((port.name, expected, actual))
+    return compare("trajectory", TOLERANCES[h.dtype]["trajectory"], rows)
+
+
+def _batch_norm_counts(h: Harness) -> dict[str, int]:
+    """Values per channel (N * H * W) that each BatchNorm layer normalises over, measured with a forward pass."""
+    counts: dict[str, int] = {}
+    hooks = []
+    for port in h.table:
+        if port.name.endswith("running_var"):
+            network, layer = port.name.split(".")[:2]
+            module = getattr(getattr(h.torch_trainer, network), layer)
+            hooks.append(module.register_forward_pre_hook(
+                lambda module, args, key=port.name: counts.__setitem__(key, args[0].numel() // args[0].shape[1])))
+    with torch.no_grad():
+        h.torch_trainer.eval()
+        for name, torch_net, _ in h.networks():
+            torch_net(both(h.network_input(name))[0])
+    for hook in hooks:
+        hook.remove()
+    return counts
+
+
+def _unbiased_running_var(h: Harness, port, keras_var, initial, count: int) -> np.ndarray:
+    """Map Keras's moving variance onto torch's running variance after the same K updates.
+
+    Both rules are r_K = (1 - m)^K r_0 + sum_k m (1 - m)^(K - k) v_k; torch's v_k is the unbiased batch variance,
+    n / (n - 1) times Keras's biased one. Hence r_torch = d + n / (n - 1) (r_keras - d) with d = (1 - m)^K r_0.
+    """
+    network, layer = port.name.split(".")[:2]
+    module = getattr(getattr(h.torch_trainer, network), layer)
+    updates = int(module.num_batches_tracked)
+    decay = (1 - torch_bn_momentum(h.config.bn_momentum)) ** updates * initial
+    return decay + count / (count - 1) * (keras_var - decay)
+
+
+CHECK_FUNCTIONS = {
+    "shapes": check_shapes,
+    "forward": check_forward,
+    "losses": check_losses,
+    "gradients": check_gradients,
+    "trajectory": check_trajectory,
+}
+
+
+def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, seed: int = 0,
+               checks: tuple[str, ...] = CHECKS) -> list[CheckResult]:
+    """Each named check on a fresh pair of trainers built from `config`."""
+    results = []
+    for name in checks:
+        check_config = config
+        if name in ("losses", "gradients", "trajectory"):
+            check_config = dataclasses.replace(config, dropout=0.0, adam_epsilon=0.0)
+        with keras_dtype(dtype):
+            harness = Harness(model, check_config, dtype, batch_size, seed)
+            results.append(CHECK_FUNCTIONS[name](harness))
+    return results

@@ -1,0 +1,107 @@
+"""Model configurations shared by torch_impl and keras_impl: every hyperparameter lives here.
+
+One frozen dataclass per model, a comment on every field. Values that the two frameworks spell differently
+(BatchNorm momentum, epsilons, LeakyReLU slope) are stored once, in one stated meaning, and converted by the
+helpers at the bottom, so no model file carries a hyperparameter literal.
+Presets: `book` is exactly chapter 4 of Generative Deep Learning (2nd ed.); `digits` is the same family at 32x32
+for the offline default data set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+UPDATE_ORDERS = ("simultaneous", "alternating")
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    image_size: int = 32  # side of the square images: a power of two, at least 16
+    channels: int = 1  # 1 grayscale, 3 RGB
+    latent_dim: int = 100  # size of z ~ N(0, 1)
+    width: int = 64  # filters of the first discriminator conv; doubles with every stride-2 block
+    batch_size: int = 64  # images per train step
+    epochs: int = 20  # passes over the data set
+    learning_rate: float = 2e-4  # Adam, both networks
+    beta_1: float = 0.5  # Adam first-moment decay
+    beta_2: float = 0.999  # Adam second-moment decay
+    adam_epsilon: float = 1e-7  # Keras's default, which the book trains with; passed explicitly to both sides
+    bn_momentum: float = 0.9  # Keras meaning: moving = m * moving + (1 - m) * batch (torch momentum = 1 - m)
+    bn_epsilon: float = 1e-3  # Keras's default, which the book trains with (torch's default would be 1e-5)
+    leaky_slope: float = 0.2  # LeakyReLU negative slope
+    dropout: float = 0.3  # discriminator dropout rate
+    label_noise: float = 0.1  # amplitude a of the uniform noise U(0, 1) added to the targets
+    book_label_noise: bool = False  # True: targets 1 + a*U and -a*U (the book; they leave [0, 1]); else 1 - a*U, a*U
+    update_order: str = "alternating"  # "simultaneous" (the book: D and G from one forward pass) or "alternating"
+
+    def __post_init__(self) -> None:
+        blocks = math.log2(self.image_size) if self.image_size > 0 else 0
+        if self.image_size < 16 or blocks != int(blocks):
+            raise ValueError(f"image_size must be a power of two of at least 16, got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
+        if self.update_order not in UPDATE_ORDERS:
+            raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+
+    @property
+    def num_blocks(self) -> int:
+        """Stride-2 blocks between the image and the 4x4 seed: 4 at 64x64, 3 at 32x32, 2 at 16x16."""
+        return int(math.log2(self.image_size)) - 2
+
+    def discriminator_widths(self) -> tuple[int, ...]:
+        """Filters of the stride-2 discriminator convs: (64, 128, 256, 512) at 64x64 and width 64."""
+        return tuple(self.width * 2**i for i in range(self.num_blocks))
+
+    def generator_widths(self) -> tuple[int, ...]:
+        """Filters of the hidden generator convTs, the discriminator's in reverse: (512, 256, 128, 64) at 64x64."""
+        return tuple(reversed(self.discriminator_widths()))
+
+
+DCGAN_PRESETS = {
+    # The book's LEGO-bricks model: 64x64x1, 300 epochs, one forward pass for both updates, targets outside [0, 1].
+    "book": DCGANConfig(
+        image_size=64, channels=1, batch_size=128, epochs=300, update_order="simultaneous", book_label_noise=True
+    ),
+    # The offline default: the same family at 32x32x1 on scikit-learn's digits.
+    "digits": DCGANConfig(),
+}
+
+PRESETS = {"dcgan": DCGAN_PRESETS}
+
+
+def get_config(model: str, preset: str, **overrides):
+    """The preset's configuration with the given fields replaced (None values are ignored)."""
+    if model not in PRESETS:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
+    if preset not in PRESETS[model]:
+        raise ValueError(f"unknown preset {preset!r} for {model}; known: {', '.join(PRESETS[model])}")
+    return dataclasses.replace(PRESETS[model][preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def config_from_dict(model: str, fields: dict):
+    """Rebuild a configuration saved with `dataclasses.asdict` (checkpoints store it)."""
+    config_class = type(next(iter(PRESETS[model].values())))
+    return config_class(**fields)
+
+
+# Conversions from the one stated meaning to each framework's own argument.
+
+
+def torch_bn_momentum(keras_momentum: float) -> float:
+    """torch running = (1 - m) * running + m * batch; Keras moving = m * moving + (1 - m) * batch."""
+    return 1.0 - keras_momentum
+
+
+def torch_leaky_slope(slope: float) -> float:
+    """The slope TensorFlow really multiplies by: its LeakyRelu kernel holds the slope in a float32 attribute.
+
+    Keras's LeakyReLU(0.2) computes x * 0.20000000298... even in float64; torch is given the same number, so the
+    two agree to round-off in float64 too (the change, 1.5e-8 relative, is far below float32 resolution).
+    """
+    return float(np.float32(slope))

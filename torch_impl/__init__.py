@@ -1,0 +1,1 @@
+"""PyTorch implementations of DCGAN, WGAN-GP and CGAN, with explicit training loops."""

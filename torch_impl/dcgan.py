@@ -1,0 +1,178 @@
+"""DCGAN in PyTorch: networks, losses and one train step (mirror: keras_impl/dcgan.py).
+
+Radford, Metz and Chintala 2015 (arXiv:1511.06434), as built in chapter 4 of Generative Deep Learning (2nd ed.).
+Generator G: z ~ N(0, 1) -> image in [-1, 1]; discriminator D: image -> logit (no sigmoid inside).
+D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 ; G loss = BCE(D(G(z)), 1) ; BCE taken from logits.
+Label noise U ~ U(0, 1): targets t_real = 1 - a*U, t_fake = a*U, or the book's 1 + a*U and -a*U.
+Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
+a G step through a fresh pass of the updated D). Layout NCHW; layer names equal those of the Keras file.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from specs.models import DCGANConfig, torch_bn_momentum, torch_leaky_slope
+from torch_impl.loop import Trainer, apply_gradients
+
+# ---------------------------------------------------------------------------------------------------- Networks
+
+
+def keras_default_init(module: nn.Module) -> None:
+    """Initialise as Keras does by default: Glorot-uniform kernels, zero biases (the book uses the defaults)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def batch_norm(channels: int, config: DCGANConfig) -> nn.BatchNorm2d:
+    """BatchNorm with the configuration's Keras momentum converted and its epsilon passed explicitly."""
+    return nn.BatchNorm2d(channels, eps=config.bn_epsilon, momentum=torch_bn_momentum(config.bn_momentum))
+
+
+class Generator(nn.Sequential):
+    """z (N, latent_dim) -> image (N, C, S, S) in [-1, 1]."""
+
+    def __init__(self, config: DCGANConfig):
+        layers: list[tuple[str, nn.Module]] = [("reshape", nn.Unflatten(1, (config.latent_dim, 1, 1)))]
+        in_channels = config.latent_dim  # (N, latent_dim, 1, 1)
+        for i, width in enumerate(config.generator_widths(), start=1):
+            if i == 1:
+                conv = nn.ConvTranspose2d(in_channels, width, 4, stride=1, padding=0, bias=False)  # (N, w, 4, 4)
+            else:
+                conv = nn.ConvTranspose2d(in_channels, width, 4, stride=2, padding=1, bias=False)  # doubles H, W
+            layers += [(f"conv{i}", conv), (f"bn{i}", batch_norm(width, config))]
+            layers += [(f"act{i}", nn.LeakyReLU(torch_leaky_slope(config.leaky_slope)))]
+            in_channels = width  # (N, width, 2 ** (i + 1), 2 ** (i + 1))
+        last = config.num_blocks + 1
+        conv = nn.ConvTranspose2d(in_channels, config.channels, 4, stride=2, padding=1, bias=False)
+        layers += [(f"conv{last}", conv)]
+        layers += [("tanh", nn.Tanh())]  # (N, C, S, S)
+        super().__init__(OrderedDict(layers))
+        self.apply(keras_default_init)
+
+
+class Discriminator(nn.Sequential):
+    """Image (N, C, S, S) -> logit (N, 1)."""
+
+    def __init__(self, config: DCGANConfig):
+        layers: list[tuple[str, nn.Module]] = []
+        in_channels = config.channels
+        for i, width in enumerate(config.discriminator_widths(), start=1):
+            layers += [(f"conv{i}", nn.Conv2d(in_channels, width, 4, stride=2, padding=1, bias=False))]  # halves H, W
+            if i > 1:
+                layers += [(f"bn{i}", batch_norm(width, config))]
+            layers += [(f"act{i}", nn.LeakyReLU(torch_leaky_slope(config.leaky_slope)))]
+            layers += [(f"drop{i}", nn.Dropout(config.dropout))]
+            in_channels = width  # (N, width, S / 2 ** i, S / 2 ** i)
+        last = config.num_blocks + 1
+        layers += [(f"conv{last}", nn.Conv2d(in_channels, 1, 4, stride=1, padding=0, bias=False))]  # (N, 1, 1, 1)
+        layers += [("flatten", nn.Flatten())]  # (N, 1)
+        super().__init__(OrderedDict(layers))
+        self.apply(keras_default_init)
+
+
+# ------------------------------------------------------------------------------------------------------ Losses
+
+
+def binary_crossentropy(targets: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Mean BCE from logits: max(x, 0) - x * t + log(1 + exp(-|x|)), stable for any target t."""
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def label_targets(label_noise: torch.Tensor, config: DCGANConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noisy targets from U(0, 1) draws of shape (2, N, 1): row 0 for real images, row 1 for fake ones."""
+    amount = config.label_noise
+    if config.book_label_noise:
+        return 1 + amount * label_noise[0], -amount * label_noise[1]
+    return 1 - amount * label_noise[0], amount * label_noise[1]
+
+
+def discriminator_loss(real_logits, fake_logits, real_targets, fake_targets) -> torch.Tensor:
+    """(BCE(real) + BCE(fake)) / 2, as in the book."""
+    return (binary_crossentropy(real_targets, real_logits) + binary_crossentropy(fake_targets, fake_logits)) / 2
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """BCE against all-ones targets: G wants D to call its images real."""
+    return binary_crossentropy(torch.ones_like(fake_logits), fake_logits)
+
+
+# ------------------------------------------------------------------------------------------------------ Trainer
+
+
+def adam(params, config: DCGANConfig) -> torch.optim.Adam:
+    """Adam with every hyperparameter from the configuration, epsilon included."""
+    betas = (config.beta_1, config.beta_2)
+    return torch.optim.Adam(params, lr=config.learning_rate, betas=betas, eps=config.adam_epsilon)
+
+
+class DCGAN(Trainer):
+    """Holds G, D, their optimisers and a seeded generator of z and label noise."""
+
+    def __init__(self, config: DCGANConfig, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.generator = Generator(config)
+        self.discriminator = Discriminator(config)
+        self.d_optimizer = adam(self.discriminator.parameters(), config)
+        self.g_optimizer = adam(self.generator.parameters(), config)
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    def sample_noise(self, batch_size: int, z=None, label_noise=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given."""
+        dtype = next(self.parameters()).dtype
+        if z is None:
+            z = torch.randn(batch_size, self.config.latent_dim, generator=self.rng, dtype=dtype)
+        if label_noise is None:
+            label_noise = torch.rand(2, batch_size, 1, generator=self.rng, dtype=dtype)
+        return z, label_noise
+
+    def gan_losses(self, real, z, label_noise) -> dict[str, torch.Tensor]:
+        """One forward pass of both networks in training mode: both losses and both logits."""
+        real_targets, fake_targets = label_targets(label_noise, self.config)
+        fake = self.generator(z)
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake)
+        d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+        g_loss = generator_loss(fake_logits)
+        return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits, "fake_logits": fake_logits}
+
+    def train_step(self, real, z=None, label_noise=None) -> dict[str, torch.Tensor]:
+        z, label_noise = self.sample_noise(real.shape[0], z, label_noise)
+        d_params = list(self.discriminator.parameters())
+        g_params = list(self.generator.parameters())
+        if self.config.update_order == "simultaneous":
+            out = self.gan_losses(real, z, label_noise)
+            d_grads = torch.autograd.grad(out["d_loss"], d_params, retain_graph=True)
+            g_grads = torch.autograd.grad(out["g_loss"], g_params)
+            apply_gradients(self.d_optimizer, zip(d_grads, d_params))
+            apply_gradients(self.g_optimizer, zip(g_grads, g_params))
+            d_loss, g_loss, real_logits, fake_logits = (
+                out["d_loss"], out["g_loss"], out["real_logits"], out["fake_logits"]
+            )
+        else:
+            real_targets, fake_targets = label_targets(label_noise, self.config)
+            fake = self.generator(z)  # one generator pass, kept for the G step
+            real_logits = self.discriminator(real)
+            fake_logits = self.discriminator(fake.detach())
+            d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+            d_grads = torch.autograd.grad(d_loss, d_params)
+            apply_gradients(self.d_optimizer, zip(d_grads, d_params))
+            g_loss = generator_loss(self.discriminator(fake))  # a fresh pass through the updated D
+            g_grads = torch.autograd.grad(g_loss, g_params)
+            apply_gradients(self.g_optimizer, zip(g_grads, g_params))
+        return {
+            "d_loss": d_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "d_real": torch.sigmoid(real_logits).mean().detach(),
+            "d_fake": torch.sigmoid(fake_logits).mean().detach(),
+        }
