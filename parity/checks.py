@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -145,6 +146,7 @@ class Harness:
     dtype: str
     batch_size: int
     seed: int
+    mutate: Callable[[Harness], None] | None = None  # seeds a porting bug after the weights are copied
     torch_trainer: object = None
     keras_trainer: object = None
     table: list = None
@@ -162,10 +164,13 @@ class Harness:
         self.table = convert.trainer_table(self.torch_trainer, keras_trainer, pair.networks)
         convert.torch_to_keras(self.table)
         self.rng = np.random.default_rng(self.seed)
+        if self.mutate is not None:
+            self.mutate(self)
 
     def variant(self, **fields) -> Harness:
         """A fresh harness with some configuration fields replaced."""
-        return Harness(self.model, dataclasses.replace(self.config, **fields), self.dtype, self.batch_size, self.seed)
+        config = dataclasses.replace(self.config, **fields)
+        return Harness(self.model, config, self.dtype, self.batch_size, self.seed, self.mutate)
 
     def networks(self):
         pair = MODELS[self.model]
@@ -323,14 +328,14 @@ CHECK_FUNCTIONS = {
 
 
 def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, seed: int = 0,
-               checks: tuple[str, ...] = CHECKS) -> list[CheckResult]:
-    """Each named check on a fresh pair of trainers built from `config`."""
+               checks: tuple[str, ...] = CHECKS, mutate: Callable[[Harness], None] | None = None) -> list[CheckResult]:
+    """Each named check on a fresh pair of trainers built from `config` (`mutate` may seed a bug in one side)."""
     results = []
     for name in checks:
         check_config = config
         if name in ("losses", "gradients", "trajectory"):
             check_config = dataclasses.replace(config, dropout=0.0, adam_epsilon=0.0)
         with keras_dtype(dtype):
-            harness = Harness(model, check_config, dtype, batch_size, seed)
+            harness = Harness(model, check_config, dtype, batch_size, seed, mutate)
             results.append(CHECK_FUNCTIONS[name](harness))
     return results

@@ -22,7 +22,7 @@ from torch_impl.loop import Trainer, apply_gradients
 # ---------------------------------------------------------------------------------------------------- Networks
 
 
-def keras_default_init(module: nn.Module) -> None:
+def _keras_default_init(module: nn.Module) -> None:
     """Initialise as Keras does by default: Glorot-uniform kernels, zero biases (the book uses the defaults)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.xavier_uniform_(module.weight)
@@ -54,7 +54,7 @@ class Generator(nn.Sequential):
         layers += [(f"conv{last}", conv)]
         layers += [("tanh", nn.Tanh())]  # (N, C, S, S)
         super().__init__(OrderedDict(layers))
-        self.apply(keras_default_init)
+        self.apply(_keras_default_init)
 
 
 class Discriminator(nn.Sequential):
@@ -74,7 +74,7 @@ class Discriminator(nn.Sequential):
         layers += [(f"conv{last}", nn.Conv2d(in_channels, 1, 4, stride=1, padding=0, bias=False))]  # (N, 1, 1, 1)
         layers += [("flatten", nn.Flatten())]  # (N, 1)
         super().__init__(OrderedDict(layers))
-        self.apply(keras_default_init)
+        self.apply(_keras_default_init)
 
 
 # ------------------------------------------------------------------------------------------------------ Losses

@@ -1,0 +1,99 @@
+"""`python -m parity` (also `gan-parity`): prove that torch_impl and keras_impl compute the same thing.
+
+  check MODEL   run the named checks for every preset and update order; exit 1 on any failure
+  data          show the first batch of a data set as each backend sees it, and whether the bytes agree
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from parity import checks
+from specs.models import PRESETS, UPDATE_ORDERS, get_config
+
+
+def check_variants(model: str, presets: list[str], orders: list[str]):
+    """(label, configuration) for each preset and update order asked for."""
+    for preset in presets:
+        for order in orders:
+            yield f"{preset}/{order}", get_config(model, preset, update_order=order)
+
+
+def format_table(rows: list[dict]) -> str:
+    header = (f"{'variant':<22} {'dtype':<8} {'check':<11} {'max abs diff':>12} {'scaled diff':>12} "
+              f"{'tolerance':>10}  verdict  worst")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row['variant']:<22} {row['dtype']:<8} {row['name']:<11} {row['max_abs_diff']:>12.3g} "
+            f"{row['max_scaled_diff']:>12.3g} {row['tolerance']:>10.0e}  {'pass' if row['passed'] else 'FAIL':<7}  "
+            f"{row['worst']}"
+        )
+    return "\n".join(lines)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    rows = []
+    start = time.perf_counter()
+    for label, config in check_variants(args.model, args.preset, args.update_order):
+        for dtype in args.dtype:
+            for result in checks.run_checks(args.model, config, dtype, args.batch_size, args.seed, tuple(args.check)):
+                rows.append({"model": args.model, "variant": label, "dtype": dtype} | result.as_dict())
+    failed = [row for row in rows if not row["passed"]]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows))
+        verdict = f"{len(failed)} of {len(rows)} checks FAILED" if failed else f"all {len(rows)} checks passed"
+        print(f"\n{verdict} ({time.perf_counter() - start:.0f} s)")
+    return 1 if failed else 0
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from parity.data import compare_first_batch
+
+    identical = compare_first_batch(dataset=args.dataset, out=args.out, seed=args.seed)
+    return 0 if identical else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gan-parity", description=__doc__.split("\n")[0].split(": ", 1)[1])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="run the parity checks of one model")
+    check.add_argument("model", choices=sorted(checks.MODELS))
+    check.add_argument("--dtype", nargs="+", choices=("float64", "float32"), default=["float64"])
+    check.add_argument("--preset", nargs="+", default=None, help="presets to check (default: all)")
+    check.add_argument("--update-order", nargs="+", choices=UPDATE_ORDERS, default=list(UPDATE_ORDERS))
+    check.add_argument("--check", nargs="+", choices=checks.CHECKS, default=list(checks.CHECKS))
+    check.add_argument("--batch-size", type=int, default=8, help="batch of the checks (default 8)")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--json", action="store_true", help="print the rows as JSON")
+    check.set_defaults(func=run_check)
+
+    data = commands.add_parser("data", help="compare the first batch each backend reads")
+    data.add_argument("--dataset", default="digits")
+    data.add_argument("--out", default="runs/parity/data")
+    data.add_argument("--seed", type=int, default=0)
+    data.set_defaults(func=run_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "preset", None) is None and args.command == "check":
+        args.preset = list(PRESETS[args.model])
+    if args.command == "check":
+        unknown = sorted(set(args.preset) - set(PRESETS[args.model]))
+        if unknown:
+            print(f"gan-parity: unknown preset {unknown} for {args.model}; known: {', '.join(PRESETS[args.model])}",
+                  file=sys.stderr)
+            return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

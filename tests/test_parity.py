@@ -1,0 +1,80 @@
+"""The parity suite: both backends compute the same DCGAN, and the checks fail when they do not."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from parity import checks
+from specs.models import get_config
+
+DIGITS = get_config("dcgan", "digits")
+
+
+def by_name(results):
+    return {result.name: result for result in results}
+
+
+@pytest.mark.parametrize("order", ["simultaneous", "alternating"])
+def test_digits_float64_every_check(order):
+    results = checks.run_checks("dcgan", dataclasses.replace(DIGITS, update_order=order), "float64", batch_size=4)
+    assert [r.name for r in results] == list(checks.CHECKS)
+    for result in results:
+        assert result.passed and result.max_scaled_diff <= 1e-10, result
+        assert result.compared > 0
+
+
+def test_book_float64_every_check():
+    results = checks.run_checks("dcgan", get_config("dcgan", "book"), "float64", batch_size=2)
+    assert all(r.passed and r.max_scaled_diff <= 1e-10 for r in results), results
+
+
+def test_digits_float32():
+    results = by_name(checks.run_checks("dcgan", DIGITS, "float32", batch_size=4))
+    assert results["shapes"].max_abs_diff == 0
+    assert results["forward"].max_scaled_diff <= 1e-5 and results["losses"].max_scaled_diff <= 1e-5
+    assert all(r.passed for r in results.values())
+
+
+def literal_torch_momentum(harness):
+    """A porting bug: the book's Keras momentum 0.9 copied into torch, where it means the opposite."""
+    for module in harness.torch_trainer.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = 0.9
+
+
+def keras_default_slope_in_torch(harness):
+    """A porting bug: torch given Keras's default LeakyReLU slope 0.3 where 0.2 is meant."""
+    for module in harness.torch_trainer.modules():
+        if isinstance(module, torch.nn.LeakyReLU):
+            module.negative_slope = 0.3
+
+
+@pytest.mark.parametrize(("bug", "caught_by", "untouched"), [
+    (literal_torch_momentum, "trajectory", ("shapes", "forward", "losses", "gradients")),
+    (keras_default_slope_in_torch, "forward", ("shapes",)),
+])
+def test_a_seeded_bug_fails_its_check(bug, caught_by, untouched):
+    results = by_name(checks.run_checks("dcgan", DIGITS, "float64", batch_size=4, mutate=bug))
+    assert not results[caught_by].passed and results[caught_by].max_scaled_diff > 1e-6
+    assert all(results[name].passed for name in untouched)
+
+
+def test_nan_against_a_number_fails():
+    import numpy as np
+
+    result = checks.compare("forward", 1e-10, [("x", np.array([1.0, np.nan]), np.array([1.0, 1.0]))])
+    assert not result.passed and result.max_abs_diff == float("inf")
+    assert checks.compare("forward", 1e-10, [("x", np.array([np.nan]), np.array([np.nan]))]).passed
+
+
+def test_cli_exits_nonzero_on_failure(capsys, monkeypatch):
+    from parity.__main__ import main
+
+    assert main(["check", "dcgan", "--preset", "digits", "--update-order", "alternating", "--batch-size", "2",
+                 "--check", "shapes", "losses"]) == 0
+    assert "all 2 checks passed" in capsys.readouterr().out
+    monkeypatch.setitem(checks.TOLERANCES["float64"], "losses", -1.0)
+    assert main(["check", "dcgan", "--preset", "digits", "--update-order", "alternating", "--batch-size", "2",
+                 "--check", "losses", "--json"]) == 1
+    assert '"passed": false' in capsys.readouterr().out
