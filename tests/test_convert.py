@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from keras import layers
 from torch import nn
 
-import torch_impl.dcgan as torch_dcgan  # torch before TensorFlow
-import keras_impl.dcgan as keras_dcgan  # noqa: I001
+import keras_impl.dcgan as keras_dcgan  # keras_impl imports torch before TensorFlow
+import torch_impl.dcgan as torch_dcgan
 from parity import convert
 from specs.models import get_config
 
@@ -23,7 +23,8 @@ CONFIG = dataclasses.replace(get_config("dcgan", "digits"), width=8)
 def dcgan_pair(seed=0, config=CONFIG):
     torch.manual_seed(seed)
     torch_trainer, keras_trainer = torch_dcgan.DCGAN(config), keras_dcgan.DCGAN(config)
-    return torch_trainer, keras_trainer, convert.trainer_table(torch_trainer, keras_trainer, ("generator", "discriminator"))
+    table = convert.trainer_table(torch_trainer, keras_trainer, ("generator", "discriminator"))
+    return torch_trainer, keras_trainer, table
 
 
 def test_every_tensor_mapped_once():

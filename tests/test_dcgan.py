@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import torch_impl.dcgan as torch_dcgan  # torch before TensorFlow
-import keras_impl.dcgan as keras_dcgan  # noqa: I001
+import keras_impl.dcgan as keras_dcgan  # keras_impl imports torch before TensorFlow
+import torch_impl.dcgan as torch_dcgan
 from specs.models import get_config
 
 BOOK = get_config("dcgan", "book")
