@@ -1,0 +1,65 @@
+"""Batches for Keras: the shared uint8 cache in the spec's seeded order (mirror: torch_impl/data.py).
+
+The pixels come from `specs.datasets` (one cache, one resize), so both backends train on the same bytes.
+Batch order is `spec.batch_order(epoch, ...)`: the same seed gives the same batches in the same order in both.
+Scaling: x in 0..255 -> (x - 127.5) / 127.5 in float32, bitwise equal to `specs.datasets.to_unit`.
+Layout: (N, H, W, C), as Keras convolutions expect and as the cache stores it; torch_impl transposes to NCHW.
+Full batches only (the remainder of an epoch is dropped), so every batch has the same static shape.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from specs.datasets import Cached, DatasetSpec
+
+
+def to_unit(images: tf.Tensor) -> tf.Tensor:
+    """uint8 0..255 -> float32 -1..1 as (x - 127.5) / 127.5."""
+    return (tf.cast(images, tf.float32) - 127.5) / 127.5
+
+
+def to_batch(
+    images: tf.Tensor, labels: tf.Tensor, num_classes: int, one_hot: bool
+) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+    """Cache slices uint8 (N, H, W, C), int64 (N,) -> images float32 (N, H, W, C), or (images, one-hot)."""
+    images = to_unit(images)  # (N, H, W, C)
+    if not one_hot:
+        return images
+    return images, tf.one_hot(labels, num_classes, dtype=tf.float32)  # (N, num_classes)
+
+
+def batches(
+    data: Cached,
+    spec: DatasetSpec,
+    batch_size: int,
+    first_epoch: int = 0,
+    epochs: int = 1,
+    one_hot: bool = False,
+) -> tf.data.Dataset:
+    """The batches of epochs first_epoch, ..., first_epoch + epochs - 1, one epoch after the other: images
+    float32 (N, H, W, C) in [-1, 1], or (images, one-hot float32 labels). A tf.data.Dataset of known length.
+
+    One dataset for the whole run: `keras.Model.fit(dataset, steps_per_epoch=num_batches, initial_epoch=
+    first_epoch, epochs=first_epoch + epochs)` walks it across the epochs, with num_batches = N // batch_size.
+    Raises DataError (at the call, not inside tf.data) when the data set is smaller than one batch.
+    """
+    order = spec.batch_order(first_epoch, len(data.labels), batch_size)  # int64 (num_batches, batch_size)
+
+    def uint8_batches():
+        for epoch in range(first_epoch, first_epoch + epochs):
+            for indices in spec.batch_order(epoch, len(data.labels), batch_size):
+                yield data.images[indices], data.labels[indices]
+
+    height, width, channels = data.images.shape[1:]
+    signature = (
+        tf.TensorSpec((batch_size, height, width, channels), tf.uint8),
+        tf.TensorSpec((batch_size,), tf.int64),
+    )
+    dataset = tf.data.Dataset.from_generator(uint8_batches, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(order) * epochs))
+    dataset = dataset.map(
+        lambda images, labels: to_batch(images, labels, data.num_classes, one_hot),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,83 @@
+"""Pictures and files, framework-free: the one resampling routine, atomic writes, and PNG grids.
+
+- `to_pixels` is the only way a picture becomes training pixels (PIL convert, then bilinear resize to S x S).
+- `write_atomically` writes a temp file beside the target and renames it: readers never see half a file.
+- `save_grid` tiles uint8 (N, H, W, C) images into one PNG, e.g. the sample grid written after every epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+
+def to_pixels(image: Image.Image, image_size: int, channels: int) -> np.ndarray:
+    """Convert to 'L' (1 channel) or 'RGB' (3), then PIL's bilinear resize to S x S: uint8 (S, S, C)."""
+    image = image.convert("L" if channels == 1 else "RGB").resize((image_size, image_size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8).reshape(image_size, image_size, channels)
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call write(handle) on a temp file in the target's folder, then os.replace it onto the target.
+
+    On any error (or Ctrl-C) the temp file is removed and an existing target is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}."  # hidden, and named after its target
+    handle = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".tmp", dir=path.parent, delete=False)
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o666 & ~current_umask())  # temp files are 0600; give the usual permissions
+        os.replace(handle.name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
+        raise
+
+
+def grid(images_u8: np.ndarray, rows: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile uint8 (N, H, W, C) into one uint8 (rows*(H+p)+p, columns*(W+p)+p, C) picture, black between tiles.
+
+    Row-major: image i sits in row i // columns. rows=None gives a near-square grid.
+    """
+    if images_u8.dtype != np.uint8 or images_u8.ndim != 4 or images_u8.shape[-1] not in (1, 3):
+        raise ValueError(f"expected uint8 (N, H, W, 1 or 3) images, got {images_u8.dtype} {images_u8.shape}")
+    count, height, width, channels = images_u8.shape
+    columns = math.ceil(count / rows) if rows else math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    canvas_shape = (rows * (height + padding) + padding, columns * (width + padding) + padding, channels)
+    canvas = np.zeros(canvas_shape, dtype=np.uint8)
+    for index, image in enumerate(images_u8):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        canvas[top : top + height, left : left + width] = image
+    return canvas
+
+
+def save_grid(images_u8: np.ndarray, path: str | Path, rows: int | None = None) -> Path:
+    """Write uint8 (N, H, W, C) images as one PNG grid, atomically; returns the path written."""
+    canvas = grid(images_u8, rows)
+    picture = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    write_atomically(path, lambda handle: handle.write(buffer.getvalue()))
+    return Path(path)
