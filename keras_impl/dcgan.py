@@ -119,6 +119,8 @@ class DCGAN(keras.Model):
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer or adam(self.config)
         self.g_optimizer = g_optimizer or adam(self.config)
+        self.d_optimizer.build(self.discriminator.trainable_variables)  # state exists before the first step,
+        self.g_optimizer.build(self.generator.trainable_variables)  # as in torch: checkpoints can restore it
 
     @property
     def metrics(self):

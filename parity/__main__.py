@@ -52,13 +52,6 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def run_data(args: argparse.Namespace) -> int:
-    from parity.data import compare_first_batch
-
-    identical = compare_first_batch(dataset=args.dataset, out=args.out, seed=args.seed)
-    return 0 if identical else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan-parity", description=__doc__.split("\n")[0].split(": ", 1)[1])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,15 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the rows as JSON")
     check.set_defaults(func=run_check)
 
-    data = commands.add_parser("data", help="compare the first batch each backend reads")
-    data.add_argument("--dataset", default="digits")
-    data.add_argument("--out", default="runs/parity/data")
-    data.add_argument("--seed", type=int, default=0)
-    data.set_defaults(func=run_data)
+    data = commands.add_parser("data", help="compare the first batch each backend reads (--help for its flags)",
+                               add_help=False)
+    data.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["data"]:  # its own flags: parity/data.py
+        from parity import data
+
+        return data.main(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "preset", None) is None and args.command == "check":
         args.preset = list(PRESETS[args.model])

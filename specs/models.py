@@ -18,6 +18,10 @@ import numpy as np
 UPDATE_ORDERS = ("simultaneous", "alternating")
 
 
+class ConfigError(ValueError):
+    """A configuration that cannot be built; the message says which field and why."""
+
+
 @dataclass(frozen=True)
 class DCGANConfig:
     image_size: int = 32  # side of the square images: a power of two, at least 16
@@ -41,13 +45,13 @@ class DCGANConfig:
     def __post_init__(self) -> None:
         blocks = math.log2(self.image_size) if self.image_size > 0 else 0
         if self.image_size < 16 or blocks != int(blocks):
-            raise ValueError(f"image_size must be a power of two of at least 16, got {self.image_size}")
+            raise ConfigError(f"image_size must be a power of two of at least 16, got {self.image_size}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
+            raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
         if self.update_order not in UPDATE_ORDERS:
-            raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
+            raise ConfigError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
 
     @property
     def num_blocks(self) -> int:
@@ -78,9 +82,9 @@ PRESETS = {"dcgan": DCGAN_PRESETS}
 def get_config(model: str, preset: str, **overrides):
     """The preset's configuration with the given fields replaced (None values are ignored)."""
     if model not in PRESETS:
-        raise ValueError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
     if preset not in PRESETS[model]:
-        raise ValueError(f"unknown preset {preset!r} for {model}; known: {', '.join(PRESETS[model])}")
+        raise ConfigError(f"unknown preset {preset!r} for {model}; known: {', '.join(PRESETS[model])}")
     return dataclasses.replace(PRESETS[model][preset], **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -51,6 +51,7 @@ class Trainer(nn.Module):
         initial_epoch: int = 0,
         callbacks: Sequence[Callback] = (),
         verbose: int = 1,
+        steps_per_epoch: int | None = None,
     ) -> dict[str, list[float]]:
         """Train epochs `initial_epoch .. epochs - 1`; `batches(epoch)` yields that epoch's batches."""
         history: dict[str, list[float]] = {}
@@ -62,7 +63,7 @@ class Trainer(nn.Module):
         self.train()
         for epoch in range(initial_epoch, epochs):
             sums: dict[str, float] = {}
-            progress = tqdm(batches(epoch), desc=f"Epoch {epoch + 1}/{epochs}", disable=not verbose, leave=True)
+            progress = tqdm(batches(epoch), f"Epoch {epoch + 1}/{epochs}", steps_per_epoch, disable=not verbose)
             for step, batch in enumerate(progress, start=1):
                 values = {name: float(value) for name, value in self.train_step(batch).items()}
                 for name, value in values.items():

@@ -1,0 +1,151 @@
+"""Command line of the Keras backend (`gan-keras`, `python -m keras_impl`): train and sample.
+
+Flags and the run folder are shared with torch_impl/train.py (specs/cli.py, specs/runs.py). This file holds what
+is Keras's own: the checkpoint (every variable as a numpy array in one .npz, written atomically), the per-epoch
+outputs as a `keras.callbacks.Callback` of `fit`, and TensorBoard through Keras's own callback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_impl import dcgan
+from keras_impl.data import batches
+from specs import cli
+from specs.datasets import DatasetSpec, to_uint8
+from specs.images import save_grid, write_atomically
+from specs.models import config_from_dict
+from specs.runs import Run, RunError, check_resumable, checkpoint_meta, fixed_noise
+
+BACKEND = "keras"
+CHECKPOINT = "checkpoint.npz"
+TRAINERS = {"dcgan": dcgan.DCGAN}
+
+# ------------------------------------------------------------------------------------------------- Checkpoints
+
+
+def optimizers(trainer) -> list[tuple[str, keras.optimizers.Optimizer]]:
+    return [(name, value) for name, value in vars(trainer).items() if isinstance(value, keras.optimizers.Optimizer)]
+
+
+def save_checkpoint(trainer, path: Path, meta: dict) -> None:
+    """Networks (with BatchNorm statistics), optimisers and RNG states (seed generators), in one atomic file."""
+    arrays = {"meta": np.array(json.dumps(meta))}
+    arrays |= {f"networks/{i:04d}": variable.numpy() for i, variable in enumerate(trainer.variables)}
+    for name, optimizer in optimizers(trainer):
+        arrays |= {f"optimizers/{name}/{i:04d}": variable.numpy() for i, variable in enumerate(optimizer.variables)}
+    write_atomically(path, lambda handle: np.savez(handle, **arrays))
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        with np.load(path) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except Exception as error:  # a truncated, foreign or corrupt file
+        raise RunError(f"cannot read the checkpoint {path}: {error}") from None
+    return {"meta": meta, "arrays": arrays}
+
+
+def _assign(variables, arrays: dict, prefix: str) -> None:
+    keys = sorted(key for key in arrays if key.startswith(prefix))
+    if len(keys) != len(variables) or any(arrays[k].shape != tuple(v.shape) for k, v in zip(keys, variables)):
+        raise RunError(f"the checkpoint's {prefix.rstrip('/')} do not match this model")
+    for key, variable in zip(keys, variables):
+        variable.assign(arrays[key])
+
+
+def restore(trainer, state: dict) -> None:
+    _assign(trainer.variables, state["arrays"], "networks/")
+    for name, optimizer in optimizers(trainer):
+        _assign(optimizer.variables, state["arrays"], f"optimizers/{name}/")
+
+
+# ------------------------------------------------------------------------------------------------- Run outputs
+
+
+def generate(trainer, z: np.ndarray) -> np.ndarray:
+    """Images in [-1, 1] from the generator in inference mode, as numpy (N, H, W, C)."""
+    return keras.ops.convert_to_numpy(trainer.generator(z, training=False))
+
+
+class RunOutputs(keras.callbacks.Callback):
+    """After every epoch: a sample grid from fixed noise, a row of losses.csv, TensorBoard scalars, a checkpoint.
+    After every batch: stop at a NaN or infinite loss, keeping the last good checkpoint."""
+
+    def __init__(self, run: Run, model: str, fixed_z: np.ndarray, steps_per_epoch: int):
+        super().__init__()
+        self.run, self.model_name, self.fixed_z, self.steps_per_epoch = run, model, fixed_z, steps_per_epoch
+        self.diverged: str | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not all(np.isfinite(float(value)) for value in logs.values()):
+            self.diverged = f"batch {batch + 1}: " + ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged is not None:
+            return
+        step = (epoch + 1) * self.steps_per_epoch
+        self.run.save_samples(epoch, generate(self.model, self.fixed_z))
+        self.run.log_epoch(epoch, step, logs)
+        meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step)
+        save_checkpoint(self.model, self.run.checkpoint, meta)
+
+
+# ---------------------------------------------------------------------------------------------------- Commands
+
+
+def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: bool, verbose: bool) -> int:
+    run = Run(out, CHECKPOINT)
+    run.prepare(resume)
+    data = spec.load()
+    steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
+    keras.utils.set_random_seed(seed)
+    trainer = TRAINERS[model](config, seed=seed)
+    trainer.compile()
+    first_epoch = 0
+    if resume:
+        state = load_checkpoint(run.checkpoint)
+        check_resumable(state["meta"], BACKEND, model, config)
+        restore(trainer, state)
+        first_epoch = state["meta"]["epoch"] + 1
+    outputs = RunOutputs(run, model, fixed_noise(seed, 64, config.latent_dim), steps_per_epoch)
+    tensorboard = keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False)
+    trainer.fit(batches(data, spec, config.batch_size, first_epoch, config.epochs - first_epoch), epochs=config.epochs,
+                initial_epoch=first_epoch, callbacks=[outputs, tensorboard], verbose=int(verbose),
+                steps_per_epoch=steps_per_epoch, shuffle=False)
+    if outputs.diverged is not None:
+        print(f"gan-{BACKEND}: training stopped, a loss is not finite at {outputs.diverged}; the last good "
+              f"checkpoint is kept in {run.checkpoint}", file=sys.stderr)
+        return 1
+    print(f"gan-{BACKEND}: trained to epoch {config.epochs}; samples, losses.csv and {CHECKPOINT} in {out}")
+    return 0
+
+
+def sample(model: str, checkpoint: Path, out: Path, num: int, seed: int) -> int:
+    path = checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
+    if not path.is_file():
+        raise RunError(f"no checkpoint at {path}; pass a run folder of gan-{BACKEND} or its {CHECKPOINT}")
+    state = load_checkpoint(path)
+    if state["meta"]["model"] != model:
+        raise RunError(f"{path} holds a {state['meta']['model']} model, not {model}")
+    config = config_from_dict(model, state["meta"]["config"])
+    trainer = TRAINERS[model](config)
+    _assign(trainer.variables, state["arrays"], "networks/")
+    save_grid(to_uint8(generate(trainer, fixed_noise(seed, num, config.latent_dim))), out)
+    print(f"gan-{BACKEND}: {num} samples from {path} written to {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(argv, BACKEND, train, sample)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

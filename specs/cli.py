@@ -1,0 +1,90 @@
+"""The command line both backends share: `gan-torch` and `gan-keras` take the same words.
+
+  gan-torch train MODEL --dataset digits --epochs N --batch-size B --seed S --out DIR [--resume] [--preset book]
+  gan-torch sample MODEL --checkpoint DIR_OR_FILE --out grid.png [--num 64] [--seed S]
+Every field of the model's configuration (specs/models.py) is a flag of the same name (`--learning-rate`,
+`--update-order`, ...) that overrides the preset. A user mistake prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from specs.datasets import DATASETS, DataError, DatasetSpec
+from specs.models import PRESETS, ConfigError, get_config
+from specs.runs import RunError
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
+    """One flag per configuration field; None means: keep the preset's value."""
+    config_class = type(next(iter(PRESETS[model].values())))
+    group = parser.add_argument_group("configuration (overrides the preset)")
+    for field in dataclasses.fields(config_class):
+        kind = parse_bool if field.type in (bool, "bool") else type(field.default)
+        group.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None, metavar=field.name.upper())
+
+
+def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=f"Train and sample GANs with the {backend} backend.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a model")
+    train_models = train.add_subparsers(dest="model", required=True)
+    for model in PRESETS:
+        sub = train_models.add_parser(model, help=f"train a {model}")
+        sub.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
+        sub.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist, ...)")
+        sub.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
+        sub.add_argument("--download", action="store_true", help="mnist, fashion_mnist: fetch missing IDX files")
+        sub.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
+        sub.add_argument("--preset", default="digits", help=f"one of: {', '.join(PRESETS[model])} (default digits)")
+        sub.add_argument("--seed", type=int, default=0, help="seeds weights, noise and batch order")
+        sub.add_argument("--out", default=None, help=f"run folder (default runs/{backend}/{model}/DATASET)")
+        sub.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_config_flags(sub, model)
+    sample = commands.add_parser("sample", help="write a grid of generated images from a checkpoint")
+    sample.add_argument("model", choices=list(PRESETS))
+    sample.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
+    sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
+    sample.add_argument("--num", type=int, default=64, help="number of images (default 64)")
+    sample.add_argument("--seed", type=int, default=0, help="seeds the noise")
+    return parser
+
+
+def resolve_train(args: argparse.Namespace, backend: str) -> tuple[object, DatasetSpec, Path]:
+    """The configuration, data set and run folder that the arguments ask for."""
+    config_class = type(next(iter(PRESETS[args.model].values())))
+    overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)}
+    config = get_config(args.model, args.preset, **overrides)
+    spec = DatasetSpec(
+        name=args.dataset, path=args.data_dir, image_size=config.image_size, channels=config.channels,
+        attribute=args.attribute, seed=args.seed, cache_dir=args.cache_dir, download=args.download,
+    )
+    out = Path(args.out or f"runs/{backend}/{args.model}/{args.dataset}")
+    return config, spec, out
+
+
+def main(argv: list[str] | None, backend: str, train: Callable[..., int], sample: Callable[..., int]) -> int:
+    """Parse, run the backend's `train` or `sample`, and turn a user mistake into one line and status 2."""
+    prog = f"gan-{backend}"
+    args = build_parser(prog, backend).parse_args(argv)
+    try:
+        if args.command == "train":
+            config, spec, out = resolve_train(args, backend)
+            return train(args.model, config, spec, out, seed=args.seed, resume=args.resume, verbose=not args.quiet)
+        return sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed)
+    except (DataError, RunError, ConfigError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2

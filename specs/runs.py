@@ -1,0 +1,134 @@
+"""A training run's folder, framework-free: what every run writes, in the same form for both backends.
+
+  <out>/samples/epoch_0001.png   a grid from the same fixed noise after every epoch
+  <out>/losses.csv, losses.png   one row per epoch: epoch, step, and the trainer's metrics (means over the epoch)
+  <out>/tensorboard/             event files, written by each backend's own writer
+  <out>/checkpoint.pt | .npz     networks, optimisers, epoch, step and RNG state, written atomically
+A run refuses to start where it would overwrite another run's checkpoint (unless resuming it), and checks that
+it can write its folder before any training starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from specs.datasets import to_uint8
+from specs.images import save_grid, write_atomically
+
+
+class RunError(Exception):
+    """A run cannot start or continue as asked; the message says what to do (CLIs print it and exit 2)."""
+
+
+class TrainingDiverged(Exception):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def fixed_noise(seed: int, count: int, latent_dim: int) -> np.ndarray:
+    """The z behind every sample grid: float32 (count, latent_dim) from numpy, so both backends draw the same."""
+    return np.random.default_rng([seed, latent_dim]).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int) -> dict:
+    """What a checkpoint says about itself, besides its tensors."""
+    return {"backend": backend, "model": model, "config": dataclasses.asdict(config), "epoch": epoch, "step": step}
+
+
+def check_resumable(meta: dict, backend: str, model: str, config) -> None:
+    """Refuse a checkpoint of another backend, model or configuration (the number of epochs may grow)."""
+    if meta["backend"] != backend:
+        raise RunError(f"the checkpoint was written by the {meta['backend']} backend, not {backend}; "
+                       f"convert it with `gan-parity convert` or resume with gan-{meta['backend']}")
+    if meta["model"] != model:
+        raise RunError(f"the checkpoint holds a {meta['model']} model, not {model}")
+    ours = {key: value for key, value in dataclasses.asdict(config).items() if key != "epochs"}
+    theirs = {key: value for key, value in meta["config"].items() if key != "epochs"}
+    if ours != theirs:
+        changed = [f"{key}: {theirs.get(key)} -> {value}" for key, value in ours.items() if value != theirs.get(key)]
+        raise RunError(f"the checkpoint was trained with another configuration ({', '.join(changed)}); "
+                       "pass the flags it was trained with, or start a new run in another --out")
+
+
+@dataclass(frozen=True)
+class Run:
+    out: Path  # the run's folder
+    checkpoint_name: str  # "checkpoint.pt" (torch) or "checkpoint.npz" (Keras)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / self.checkpoint_name
+
+    @property
+    def losses_csv(self) -> Path:
+        return self.out / "losses.csv"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.out / "tensorboard"
+
+    def prepare(self, resume: bool) -> None:
+        """Create the folder, prove it writable, and refuse to overwrite a checkpoint unless resuming it."""
+        try:
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+            write_atomically(self.out / ".write-test", lambda handle: handle.write(b"ok"))
+            os.unlink(self.out / ".write-test")
+        except OSError as error:
+            raise RunError(f"cannot write to the output folder {self.out}: {error.strerror or error}; "
+                           "choose another --out or free some space") from None
+        if resume and not self.checkpoint.exists():
+            raise RunError(f"nothing to resume: {self.checkpoint} does not exist; run without --resume")
+        if not resume and self.checkpoint.exists():
+            raise RunError(f"{self.out} already holds a run ({self.checkpoint.name}); pass --resume to continue it, "
+                           "or choose another --out")
+
+    def save_samples(self, epoch: int, images: np.ndarray, rows: int | None = None) -> Path:
+        """Write generated images in [-1, 1], (N, H, W, C), as samples/epoch_XXXX.png (epoch counted from 1)."""
+        return save_grid(to_uint8(images), self.out / "samples" / f"epoch_{epoch + 1:04d}.png", rows)
+
+    def read_log(self) -> list[dict]:
+        if not self.losses_csv.exists():
+            return []
+        with open(self.losses_csv, newline="") as handle:
+            return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+    def log_epoch(self, epoch: int, step: int, logs: dict) -> None:
+        """Append one epoch's row (dropping rows of later epochs left by an interrupted run); redraw the plot."""
+        rows = [row for row in self.read_log() if row["epoch"] < epoch + 1]
+        rows.append({"epoch": epoch + 1, "step": step} | {key: float(logs[key]) for key in sorted(logs)})
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[-1]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: int(v) if key in ("epoch", "step") else repr(v) for key, v in row.items()})
+        write_atomically(self.losses_csv, lambda handle: handle.write(text.getvalue().encode()))
+        plot_losses(rows, self.out / "losses.png")
+
+
+def plot_losses(rows: list[dict], path: Path) -> None:
+    """Each metric against the epoch, one panel per metric, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    metrics = [key for key in rows[0] if key not in ("epoch", "step")]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
+    epochs = [row["epoch"] for row in rows]
+    for axis, metric in zip(axes[0], metrics):
+        values = [row[metric] if math.isfinite(row[metric]) else float("nan") for row in rows]
+        axis.plot(epochs, values, marker="o" if len(rows) < 30 else None)
+        axis.set_title(metric)
+        axis.set_xlabel("epoch")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    write_atomically(path, lambda handle: handle.write(buffer.getvalue()))
