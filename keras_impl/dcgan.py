@@ -15,12 +15,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from specs.models import DCGANConfig
+from specs.models import DCGANConfig, GANConfig
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
 
-def batch_norm(name: str, config: DCGANConfig) -> layers.BatchNormalization:
+def batch_norm(name: str, config: GANConfig) -> layers.BatchNormalization:
     """BatchNorm with the configuration's Keras momentum and its epsilon passed explicitly."""
     return layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon, name=name)
 
@@ -28,7 +28,7 @@ def batch_norm(name: str, config: DCGANConfig) -> layers.BatchNormalization:
 class Generator(keras.Sequential):
     """z (N, latent_dim) -> image (N, S, S, C) in [-1, 1]."""
 
-    def __init__(self, config: DCGANConfig, name: str = "generator"):
+    def __init__(self, config: GANConfig, name: str = "generator"):
         stack = [keras.Input((config.latent_dim,)), layers.Reshape((1, 1, config.latent_dim), name="reshape")]
         for i, width in enumerate(config.generator_widths(), start=1):
             if i == 1:
@@ -39,7 +39,9 @@ class Generator(keras.Sequential):
             stack += [layers.LeakyReLU(config.leaky_slope, name=f"act{i}")]
             # (N, 2 ** (i + 1), 2 ** (i + 1), width)
         last = config.num_blocks + 1
-        conv = layers.Conv2DTranspose(config.channels, 4, strides=2, padding="same", use_bias=False, name=f"conv{last}")
+        conv = layers.Conv2DTranspose(
+            config.channels, 4, strides=2, padding="same", use_bias=config.output_bias, name=f"conv{last}"
+        )
         stack += [conv]
         stack += [layers.Activation("tanh", name="tanh")]  # (N, S, S, C)
         super().__init__(stack, name=name)
@@ -92,7 +94,7 @@ def generator_loss(fake_logits):
 # ------------------------------------------------------------------------------------------------------ Trainer
 
 
-def adam(config: DCGANConfig) -> keras.optimizers.Adam:
+def adam(config: GANConfig) -> keras.optimizers.Adam:
     """Adam with every hyperparameter from the configuration, epsilon included.
 
     The betas go in as numpy float64: Keras turns a Python float into a float32 tensor before raising it to the

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_impl import dcgan
+from keras_impl import dcgan, wgan_gp
 from keras_impl.data import batches
 from specs import cli
 from specs.datasets import DatasetSpec, to_uint8
@@ -24,7 +24,7 @@ from specs.runs import Run, RunError, check_resumable, checkpoint_meta, fixed_no
 
 BACKEND = "keras"
 CHECKPOINT = "checkpoint.npz"
-TRAINERS = {"dcgan": dcgan.DCGAN}
+TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP}
 
 # ------------------------------------------------------------------------------------------------- Checkpoints
 

@@ -6,20 +6,24 @@ A check builds a fresh pair of trainers from one configuration, copies the torch
   forward     every layer's activations, in inference mode and in training mode (BatchNorm on batch statistics)
   losses      both losses from one training-mode forward pass with injected z and label noise
   gradients   every parameter's gradient of its network's loss (a gradient missing on one side fails)
-  trajectory  every weight and running statistic after K full train steps (dropout 0, Adam epsilon 0)
+  gradient_penalty   (WGAN-GP, CGAN) the penalty's value and its gradient in every critic parameter
+  trajectory  every weight and running statistic after K full train steps (dropout 0); all must stay finite
 Each check reports the max abs diff, and judges the max scaled diff: per tensor, max |torch - keras| divided by
 max(1, max |keras|), i.e. absolute for tensors within [-1, 1] and relative to the tensor's magnitude beyond.
 NaN or inf positions must match exactly; a NaN against a number fails. Dropout masks can never agree across
 frameworks, so training-mode checks run with dropout 0 (inference mode keeps the configured rate: it is off there).
-Adam's epsilon enters the two update rules differently (torch adds it to sqrt(v) / sqrt(1 - b2^t), Keras to
-sqrt(v)), so the rules agree only with epsilon 0. torch stores the unbiased batch variance in running_var and Keras
-the biased one: the trajectory check maps the Keras value through the exact relation of the two update rules.
+Adam's epsilon enters the two update rules differently: torch divides by sqrt(v) / sqrt(1 - b2^t) + eps, Keras
+by (sqrt(v) + eps) / sqrt(1 - b2^t). The harness makes them agree exactly, with the configured epsilon: before
+every torch step it sets torch's eps to eps / sqrt(1 - b2^t) (`keras_epsilon_rule`). torch stores the unbiased
+batch variance in running_var and Keras the biased one: the trajectory check maps the Keras value through the
+exact relation of the two update rules.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,20 +33,24 @@ import tensorflow as tf
 import torch
 
 import keras_impl.dcgan
+import keras_impl.wgan_gp
 import torch_impl.dcgan
+import torch_impl.wgan_gp
 from parity import convert
 from specs.models import torch_bn_momentum
 
-CHECKS = ("shapes", "forward", "losses", "gradients", "trajectory")
+CHECKS = ("shapes", "forward", "losses", "gradients", "gradient_penalty", "trajectory")
+TRAINING_CHECKS = ("losses", "gradients", "gradient_penalty", "trajectory")  # run with dropout 0
 
 # Tolerances on the max scaled diff. float64 proves the mathematics equal (round-off only). float32 shows what users
 # see: forward and losses within 1e-5. Gradients through training-mode BatchNorm lose about three digits in float32
 # in both frameworks (book discriminator, conv2: torch float32 is 3.5e-4 and Keras float32 1.4e-3 away from the
-# float64 gradient), and Adam with epsilon 0 turns such differences in small gradients into steps of up to
-# 2 x learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
+# float64 gradient), and Adam turns a relative difference in a gradient into a difference in a step of size up to
+# the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
 TOLERANCES = {
-    "float64": {"shapes": 0.0, "forward": 1e-10, "losses": 1e-10, "gradients": 1e-10, "trajectory": 1e-10},
-    "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "trajectory": 2e-2},
+    "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0},
+    "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "gradient_penalty": 1e-5,
+                "trajectory": 2e-2},
 }
 
 
@@ -54,14 +62,32 @@ class ModelPair:
     keras_module: object
     trainer: str  # class name of the trainer in both modules
     networks: tuple[str, ...]  # trainer attributes holding the networks, generator first
-    optimizers: tuple[str, ...]  # the optimiser of each network
     losses: tuple[str, ...]  # the loss each network minimises, as named by `gan_losses`
+    randomness: Callable[[Harness], dict[str, np.ndarray]]  # injected randomness of one train step
+    checks: tuple[str, ...]  # the checks that apply
+
+
+def dcgan_randomness(h: Harness) -> dict[str, np.ndarray]:
+    """z (N, latent_dim) and label noise (2, N, 1)."""
+    return {"z": h.normal(h.batch_size, h.config.latent_dim), "label_noise": h.uniform(2, h.batch_size, 1)}
+
+
+def wgan_gp_randomness(h: Harness) -> dict[str, np.ndarray]:
+    """z (critic_steps + 1, N, latent_dim) and alpha (critic_steps, N, 1, 1, 1)."""
+    steps = h.config.critic_steps
+    z = h.normal(steps + 1, h.batch_size, h.config.latent_dim)
+    return {"z": z, "alpha": h.uniform(steps, h.batch_size, 1, 1, 1)}
 
 
 MODELS = {
     "dcgan": ModelPair(
-        torch_impl.dcgan, keras_impl.dcgan, "DCGAN",
-        networks=("generator", "discriminator"), optimizers=("g_optimizer", "d_optimizer"), losses=("g_loss", "d_loss"),
+        torch_impl.dcgan, keras_impl.dcgan, "DCGAN", networks=("generator", "discriminator"),
+        losses=("g_loss", "d_loss"), randomness=dcgan_randomness,
+        checks=tuple(name for name in CHECKS if name != "gradient_penalty"),
+    ),
+    "wgan_gp": ModelPair(
+        torch_impl.wgan_gp, keras_impl.wgan_gp, "WGANGP", networks=("generator", "critic"),
+        losses=("g_loss", "c_loss"), randomness=wgan_gp_randomness, checks=CHECKS,
     ),
 }
 
@@ -104,11 +130,15 @@ def diffs(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
     return error, error / max(1.0, float(np.max(np.abs(actual[finite]), initial=0.0)))
 
 
-def compare(name: str, tolerance: float, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> CheckResult:
-    """One result over (label, torch value, Keras value) pairs given in the same layout."""
+def compare(name: str, tolerance: float, pairs: list[tuple[str, np.ndarray, np.ndarray]],
+            finite: bool = False) -> CheckResult:
+    """One result over (label, torch value, Keras value) pairs given in the same layout; with `finite`, a NaN or
+    inf even at the same position fails (a diverged trajectory proves nothing)."""
     worst_abs, worst_scaled, worst_label = 0.0, 0.0, ""
     for label, expected, actual in pairs:
         abs_diff, scaled_diff = diffs(expected, actual)
+        if finite and not (np.all(np.isfinite(expected)) and np.all(np.isfinite(actual))):
+            abs_diff, scaled_diff, label = float("inf"), float("inf"), f"{label} (not finite)"
         worst_abs = max(worst_abs, abs_diff)
         if scaled_diff > worst_scaled or not worst_label:
             worst_scaled, worst_label = scaled_diff, label
@@ -137,6 +167,19 @@ def keras_dtype(dtype: str):
         keras.config.set_dtype_policy(policy)
 
 
+def keras_epsilon_rule(optimizer: torch.optim.Adam, args, kwargs) -> None:
+    """Before a torch Adam step, set eps so that torch's update equals Keras's with the configured epsilon.
+
+    torch: lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps_t);  Keras: lr * sqrt(bc2) / bc1 * m / (sqrt(v) + eps).
+    They are equal when eps_t = eps / sqrt(bc2), bc2 = 1 - beta2^t, which changes every step.
+    """
+    for group in optimizer.param_groups:
+        group.setdefault("keras_eps", group["eps"])
+        state = optimizer.state.get(group["params"][0], {})
+        step = int(state["step"]) + 1 if "step" in state else 1
+        group["eps"] = group["keras_eps"] / math.sqrt(1 - group["betas"][1] ** step)
+
+
 @dataclass
 class Harness:
     """Two trainers holding the same weights, and the random inputs both are fed."""
@@ -156,10 +199,11 @@ class Harness:
         torch.manual_seed(self.seed)
         self.torch_trainer = getattr(pair.torch_module, pair.trainer)(self.config, seed=self.seed)
         self.torch_trainer.to(getattr(torch, self.dtype))
+        for value in vars(self.torch_trainer).values():
+            if isinstance(value, torch.optim.Adam):
+                value.register_step_pre_hook(keras_epsilon_rule)
         keras_trainer = getattr(pair.keras_module, pair.trainer)(self.config, seed=self.seed)
         keras_trainer.compile()
-        for network, optimizer in zip(pair.networks, pair.optimizers):
-            getattr(keras_trainer, optimizer).build(getattr(keras_trainer, network).trainable_variables)
         self.keras_trainer = keras_trainer
         self.table = convert.trainer_table(self.torch_trainer, keras_trainer, pair.networks)
         convert.torch_to_keras(self.table)
@@ -191,8 +235,7 @@ class Harness:
 
     def step_inputs(self) -> dict[str, np.ndarray]:
         """Injected randomness of one train step, in torch layout."""
-        z = self.normal(self.batch_size, self.config.latent_dim)
-        return {"z": z, "label_noise": self.uniform(2, self.batch_size, 1)}
+        return MODELS[self.model].randomness(self)
 
 
 def both(array: np.ndarray) -> tuple[torch.Tensor, tf.Tensor]:
@@ -235,11 +278,11 @@ def check_forward(h: Harness) -> CheckResult:
 
 def _torch_losses(h: Harness, real: np.ndarray, step: dict):
     h.torch_trainer.train()
-    return h.torch_trainer.gan_losses(both(real)[0], *(both(step[key])[0] for key in ("z", "label_noise")))
+    return h.torch_trainer.gan_losses(both(real)[0], **{key: both(value)[0] for key, value in step.items()})
 
 
 def _keras_losses(h: Harness, real: np.ndarray, step: dict):
-    return h.keras_trainer.gan_losses(both(real)[1], *(both(step[key])[1] for key in ("z", "label_noise")))
+    return h.keras_trainer.gan_losses(both(real)[1], **{key: both(value)[1] for key, value in step.items()})
 
 
 def check_losses(h: Harness) -> CheckResult:
@@ -261,12 +304,40 @@ def check_gradients(h: Harness) -> CheckResult:
         torch_grads = torch.autograd.grad(torch_out[loss], [port.torch_tensor for port in ports],
                                           retain_graph=True, allow_unused=True)
         keras_grads = tape.gradient(keras_out[loss], [port.keras_variable for port in ports])
-        for port, torch_grad, keras_grad in zip(ports, torch_grads, keras_grads):
-            if (torch_grad is None) != (keras_grad is None):
-                rows.append((f"{port.name} (gradient missing on one side)", np.zeros(1), np.full(1, np.nan)))
-            elif torch_grad is not None:
-                rows.append((port.name, to_numpy(torch_grad), port.to_torch(to_numpy(keras_grad))))
-    return compare("gradients", TOLERANCES[h.dtype]["gradients"], rows)
+        rows += gradient_rows(ports, torch_grads, keras_grads)
+    return compare("gradients", TOLERANCES[h.dtype]["gradients"], rows, finite=True)
+
+
+def gradient_rows(ports, torch_grads, keras_grads, label: str = "{}") -> list:
+    """Rows comparing gradients in torch layout; a gradient that exists on one side only is a failing row."""
+    rows = []
+    for port, torch_grad, keras_grad in zip(ports, torch_grads, keras_grads):
+        if (torch_grad is None) != (keras_grad is None):
+            rows.append((f"{label.format(port.name)} (missing on one side)", np.zeros(1), np.full(1, np.nan)))
+        elif torch_grad is not None:
+            rows.append((label.format(port.name), to_numpy(torch_grad), port.to_torch(to_numpy(keras_grad))))
+    return rows
+
+
+def check_gradient_penalty(h: Harness) -> CheckResult:
+    """The penalty at x^ = real + alpha (fake - real) with injected alpha, and its gradient in every critic weight."""
+    pair = MODELS[h.model]
+    critic = pair.networks[1]
+    real, fake = h.network_input(critic), h.network_input(critic)
+    alpha = h.uniform(h.batch_size, 1, 1, 1)
+    ports = [port for port in h.table if port.trainable and port.name.startswith(f"{critic}.")]
+    torch_critic, keras_critic = getattr(h.torch_trainer, critic), getattr(h.keras_trainer, critic)
+    torch_critic.train()
+    torch_gp = pair.torch_module.gradient_penalty(torch_critic, *(both(x)[0] for x in (real, fake, alpha)),
+                                                  h.config.gp_epsilon)
+    torch_grads = torch.autograd.grad(torch_gp, [port.torch_tensor for port in ports], allow_unused=True)
+    with tf.GradientTape() as tape:
+        keras_gp = pair.keras_module.gradient_penalty(keras_critic, *(both(x)[1] for x in (real, fake, alpha)),
+                                                      h.config.gp_epsilon)
+    keras_grads = tape.gradient(keras_gp, [port.keras_variable for port in ports])
+    rows = [("penalty", to_numpy(torch_gp), to_numpy(keras_gp))]
+    rows += gradient_rows(ports, torch_grads, keras_grads, "d penalty / d {}")
+    return compare("gradient_penalty", TOLERANCES[h.dtype]["gradient_penalty"], rows)
 
 
 def check_trajectory(h: Harness, steps: int = 5) -> CheckResult:
@@ -283,7 +354,7 @@ def check_trajectory(h: Harness, steps: int = 5) -> CheckResult:
         if port.name.endswith("running_var"):
             actual = _unbiased_running_var(h, port, actual, initial[port.name], batch_counts[port.name])
         rows.append((port.name, expected, actual))
-    return compare("trajectory", TOLERANCES[h.dtype]["trajectory"], rows)
+    return compare("trajectory", TOLERANCES[h.dtype]["trajectory"], rows, finite=True)
 
 
 def _batch_norm_counts(h: Harness) -> dict[str, int]:
@@ -323,18 +394,23 @@ CHECK_FUNCTIONS = {
     "forward": check_forward,
     "losses": check_losses,
     "gradients": check_gradients,
+    "gradient_penalty": check_gradient_penalty,
     "trajectory": check_trajectory,
 }
 
 
 def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, seed: int = 0,
-               checks: tuple[str, ...] = CHECKS, mutate: Callable[[Harness], None] | None = None) -> list[CheckResult]:
-    """Each named check on a fresh pair of trainers built from `config` (`mutate` may seed a bug in one side)."""
+               checks: tuple[str, ...] | None = None, mutate: Callable[[Harness], None] | None = None,
+               ) -> list[CheckResult]:
+    """Each named check (default: all that apply to the model) on a fresh pair of trainers built from `config`;
+    `mutate` may seed a bug in one side."""
     results = []
-    for name in checks:
+    for name in checks or MODELS[model].checks:
+        if name not in MODELS[model].checks:
+            continue
         check_config = config
-        if name in ("losses", "gradients", "trajectory"):
-            check_config = dataclasses.replace(config, dropout=0.0, adam_epsilon=0.0)
+        if name in TRAINING_CHECKS:
+            check_config = dataclasses.replace(config, dropout=0.0)
         with keras_dtype(dtype):
             harness = Harness(model, check_config, dtype, batch_size, seed, mutate)
             results.append(CHECK_FUNCTIONS[name](harness))

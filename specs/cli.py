@@ -27,6 +27,12 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
 def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
     """One flag per configuration field; None means: keep the preset's value."""
     config_class = type(next(iter(PRESETS[model].values())))
@@ -58,7 +64,7 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     sample.add_argument("model", choices=list(PRESETS))
     sample.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
     sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
-    sample.add_argument("--num", type=int, default=64, help="number of images (default 64)")
+    sample.add_argument("--num", type=positive_int, default=64, help="number of images (default 64)")
     sample.add_argument("--seed", type=int, default=0, help="seeds the noise")
     return parser
 

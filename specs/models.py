@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 UPDATE_ORDERS = ("simultaneous", "alternating")
+ALPHA_DISTRIBUTIONS = ("uniform", "normal")
 
 
 class ConfigError(ValueError):
@@ -23,7 +24,9 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class DCGANConfig:
+class GANConfig:
+    """What every model of the family shares: image, networks, optimiser, normalisation."""
+
     image_size: int = 32  # side of the square images: a power of two, at least 16
     channels: int = 1  # 1 grayscale, 3 RGB
     latent_dim: int = 100  # size of z ~ N(0, 1)
@@ -37,10 +40,8 @@ class DCGANConfig:
     bn_momentum: float = 0.9  # Keras meaning: moving = m * moving + (1 - m) * batch (torch momentum = 1 - m)
     bn_epsilon: float = 1e-3  # Keras's default, which the book trains with (torch's default would be 1e-5)
     leaky_slope: float = 0.2  # LeakyReLU negative slope
-    dropout: float = 0.3  # discriminator dropout rate
-    label_noise: float = 0.1  # amplitude a of the uniform noise U(0, 1) added to the targets
-    book_label_noise: bool = False  # True: targets 1 + a*U and -a*U (the book; they leave [0, 1]); else 1 - a*U, a*U
-    update_order: str = "alternating"  # "simultaneous" (the book: D and G from one forward pass) or "alternating"
+    dropout: float = 0.3  # discriminator / critic dropout rate
+    output_bias: bool = False  # whether the generator's last convT has a bias
 
     def __post_init__(self) -> None:
         blocks = math.log2(self.image_size) if self.image_size > 0 else 0
@@ -48,10 +49,11 @@ class DCGANConfig:
             raise ConfigError(f"image_size must be a power of two of at least 16, got {self.image_size}")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
-        if self.update_order not in UPDATE_ORDERS:
-            raise ConfigError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
+        for name in ("latent_dim", "width", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
     @property
     def num_blocks(self) -> int:
@@ -67,6 +69,42 @@ class DCGANConfig:
         return tuple(reversed(self.discriminator_widths()))
 
 
+@dataclass(frozen=True)
+class DCGANConfig(GANConfig):
+    """DCGAN (Radford et al. 2015) as in the book: BCE from logits, noisy targets."""
+
+    label_noise: float = 0.1  # amplitude a of the uniform noise U(0, 1) added to the targets
+    book_label_noise: bool = False  # True: targets 1 + a*U and -a*U (the book; they leave [0, 1]); else 1 - a*U, a*U
+    update_order: str = "alternating"  # "simultaneous" (the book: D and G from one forward pass) or "alternating"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.update_order not in UPDATE_ORDERS:
+            raise ConfigError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
+
+
+@dataclass(frozen=True)
+class WGANGPConfig(GANConfig):
+    """WGAN-GP (Gulrajani et al. 2017) as in the book: a critic without normalisation, a gradient penalty."""
+
+    latent_dim: int = 128  # size of z ~ N(0, 1)
+    beta_2: float = 0.9  # Adam second-moment decay (the book's notebook overrides 0.999 with 0.9)
+    output_bias: bool = True  # the book's WGAN-GP generator keeps the bias of its last convT
+    critic_steps: int = 3  # critic updates per generator update, each with fresh z
+    gp_weight: float = 10.0  # lambda: critic loss = mean C(fake) - mean C(real) + lambda * GP
+    second_slope: float = 0.3  # LeakyReLU slope after the critic's second conv: the book leaves Keras's default
+    alpha_distribution: str = "uniform"  # GP mixing weights: "uniform" U(0, 1) (the paper); "normal" N(0, 1) (book bug)
+    gp_epsilon: float = 1e-12  # inside the sqrt of the gradient norm, so a zero gradient gives no NaN
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.alpha_distribution not in ALPHA_DISTRIBUTIONS:
+            raise ConfigError(f"alpha_distribution must be one of {ALPHA_DISTRIBUTIONS}, "
+                              f"got {self.alpha_distribution!r}")
+        if self.critic_steps < 1:
+            raise ConfigError(f"critic_steps must be positive, got {self.critic_steps}")
+
+
 DCGAN_PRESETS = {
     # The book's LEGO-bricks model: 64x64x1, 300 epochs, one forward pass for both updates, targets outside [0, 1].
     "book": DCGANConfig(
@@ -76,7 +114,15 @@ DCGAN_PRESETS = {
     "digits": DCGANConfig(),
 }
 
-PRESETS = {"dcgan": DCGAN_PRESETS}
+WGAN_GP_PRESETS = {
+    # The book's CelebA model: 64x64x3, batch 512. The book trains fit(epochs=200, steps_per_epoch=2), i.e. only
+    # 400 generator steps; here an epoch is a full pass. alpha_distribution="normal" reproduces the book's N(0, 1).
+    "book": WGANGPConfig(image_size=64, channels=3, batch_size=512, epochs=200),
+    # The offline default: the same family at 32x32x1 on scikit-learn's digits.
+    "digits": WGANGPConfig(),
+}
+
+PRESETS = {"dcgan": DCGAN_PRESETS, "wgan_gp": WGAN_GP_PRESETS}
 
 
 def get_config(model: str, preset: str, **overrides):

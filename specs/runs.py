@@ -23,6 +23,8 @@ import numpy as np
 from specs.datasets import to_uint8
 from specs.images import save_grid, write_atomically
 
+CHECKPOINT_BACKENDS = {"checkpoint.pt": "torch", "checkpoint.npz": "keras"}  # which backend writes which file
+
 
 class RunError(Exception):
     """A run cannot start or continue as asked; the message says what to do (CLIs print it and exit 2)."""
@@ -83,6 +85,11 @@ class Run:
         except OSError as error:
             raise RunError(f"cannot write to the output folder {self.out}: {error.strerror or error}; "
                            "choose another --out or free some space") from None
+        foreign = [name for name in CHECKPOINT_BACKENDS if name != self.checkpoint_name and (self.out / name).exists()]
+        if foreign and not self.checkpoint.exists():  # never resume, nor overwrite, another backend's run
+            backend = CHECKPOINT_BACKENDS[foreign[0]]
+            raise RunError(f"{self.out} holds a run of the {backend} backend ({foreign[0]}); continue it with "
+                           f"gan-{backend} train --resume, or choose another --out")
         if resume and not self.checkpoint.exists():
             raise RunError(f"nothing to resume: {self.checkpoint} does not exist; run without --resume")
         if not resume and self.checkpoint.exists():

@@ -16,21 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from specs.models import DCGANConfig, torch_bn_momentum, torch_leaky_slope
-from torch_impl.loop import Trainer, apply_gradients
+from specs.models import DCGANConfig, GANConfig, torch_bn_momentum, torch_leaky_slope
+from torch_impl.loop import Trainer, apply_gradients, keras_default_init
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
 
-def _keras_default_init(module: nn.Module) -> None:
-    """Initialise as Keras does by default: Glorot-uniform kernels, zero biases (the book uses the defaults)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-
-def batch_norm(channels: int, config: DCGANConfig) -> nn.BatchNorm2d:
+def batch_norm(channels: int, config: GANConfig) -> nn.BatchNorm2d:
     """BatchNorm with the configuration's Keras momentum converted and its epsilon passed explicitly."""
     return nn.BatchNorm2d(channels, eps=config.bn_epsilon, momentum=torch_bn_momentum(config.bn_momentum))
 
@@ -38,7 +30,7 @@ def batch_norm(channels: int, config: DCGANConfig) -> nn.BatchNorm2d:
 class Generator(nn.Sequential):
     """z (N, latent_dim) -> image (N, C, S, S) in [-1, 1]."""
 
-    def __init__(self, config: DCGANConfig):
+    def __init__(self, config: GANConfig):
         layers: list[tuple[str, nn.Module]] = [("reshape", nn.Unflatten(1, (config.latent_dim, 1, 1)))]
         in_channels = config.latent_dim  # (N, latent_dim, 1, 1)
         for i, width in enumerate(config.generator_widths(), start=1):
@@ -50,11 +42,11 @@ class Generator(nn.Sequential):
             layers += [(f"act{i}", nn.LeakyReLU(torch_leaky_slope(config.leaky_slope)))]
             in_channels = width  # (N, width, 2 ** (i + 1), 2 ** (i + 1))
         last = config.num_blocks + 1
-        conv = nn.ConvTranspose2d(in_channels, config.channels, 4, stride=2, padding=1, bias=False)
+        conv = nn.ConvTranspose2d(in_channels, config.channels, 4, stride=2, padding=1, bias=config.output_bias)
         layers += [(f"conv{last}", conv)]
         layers += [("tanh", nn.Tanh())]  # (N, C, S, S)
         super().__init__(OrderedDict(layers))
-        self.apply(_keras_default_init)
+        self.apply(keras_default_init)
 
 
 class Discriminator(nn.Sequential):
@@ -74,7 +66,7 @@ class Discriminator(nn.Sequential):
         layers += [(f"conv{last}", nn.Conv2d(in_channels, 1, 4, stride=1, padding=0, bias=False))]  # (N, 1, 1, 1)
         layers += [("flatten", nn.Flatten())]  # (N, 1)
         super().__init__(OrderedDict(layers))
-        self.apply(_keras_default_init)
+        self.apply(keras_default_init)
 
 
 # ------------------------------------------------------------------------------------------------------ Losses
@@ -106,7 +98,7 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------------ Trainer
 
 
-def adam(params, config: DCGANConfig) -> torch.optim.Adam:
+def adam(params, config: GANConfig) -> torch.optim.Adam:
     """Adam with every hyperparameter from the configuration, epsilon included."""
     betas = (config.beta_1, config.beta_2)
     return torch.optim.Adam(params, lr=config.learning_rate, betas=betas, eps=config.adam_epsilon)

@@ -2,7 +2,8 @@
 
 `Trainer.fit` walks epochs of batches, calls the model's `train_step`, averages its metrics over the epoch (as
 Keras's `Mean` trackers do), shows a tqdm bar, and calls callbacks with Keras's method names, so a run's outputs
-are produced by the same hooks in both backends. `apply_gradients` mirrors `optimizer.apply_gradients`.
+are produced by the same hooks in both backends. `apply_gradients` mirrors `optimizer.apply_gradients`, and
+`keras_default_init` gives torch layers the initialisation that Keras layers have by default.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 from tqdm import tqdm
+
+
+def keras_default_init(module: nn.Module) -> None:
+    """Initialise as Keras does by default: Glorot-uniform kernels, zero biases (the book uses the defaults)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def apply_gradients(optimizer: torch.optim.Optimizer, grads_and_params: Iterable) -> None:

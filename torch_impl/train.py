@@ -19,13 +19,13 @@ from specs.datasets import DatasetSpec, to_uint8
 from specs.images import save_grid, write_atomically
 from specs.models import config_from_dict
 from specs.runs import Run, RunError, check_resumable, checkpoint_meta, fixed_noise
-from torch_impl import dcgan
+from torch_impl import dcgan, wgan_gp
 from torch_impl.data import batches
 from torch_impl.loop import Callback, all_finite
 
 BACKEND = "torch"
 CHECKPOINT = "checkpoint.pt"
-TRAINERS = {"dcgan": dcgan.DCGAN}
+TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP}
 
 # ------------------------------------------------------------------------------------------------- Checkpoints
 

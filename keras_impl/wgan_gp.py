@@ -1,0 +1,135 @@
+"""WGAN-GP in Keras 3: critic, gradient penalty, losses and one train step (mirror: torch_impl/wgan_gp.py).
+
+Gulrajani et al. 2017 (arXiv:1704.00028), as built in chapter 4 of Generative Deep Learning (2nd ed.).
+Critic C: image -> score (no sigmoid, no normalisation: a sample's score must not depend on its batch).
+Critic loss = mean C(G(z)) - mean C(x) + lambda * GP ; generator loss = -mean C(G(z)).
+GP = mean over samples of (||grad_x^ C(x^)||_2 - 1)^2, x^ = x + alpha (G(z) - x), norm over H, W, C per sample,
+alpha ~ U(0, 1) of shape (N, 1, 1, 1) (the book draws N(0, 1): a known bug, kept as an option).
+Each train step: `critic_steps` critic updates, each with fresh z, then one generator update.
+The generator is the DCGAN one (keras_impl/dcgan.py), with a bias on its last convT. Layout NHWC.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from keras_impl.dcgan import Generator, adam
+from specs.models import WGANGPConfig
+
+# ---------------------------------------------------------------------------------------------------- Networks
+
+
+class Critic(keras.Sequential):
+    """Image (N, S, S, C) -> score (N, 1)."""
+
+    def __init__(self, config: WGANGPConfig, name: str = "critic"):
+        stack = [keras.Input((config.image_size, config.image_size, config.channels))]
+        for i, width in enumerate(config.discriminator_widths(), start=1):
+            slope = config.second_slope if i == 2 else config.leaky_slope  # the book's 0.3 after conv2
+            stack += [layers.Conv2D(width, 4, strides=2, padding="same", name=f"conv{i}")]  # halves H, W
+            stack += [layers.LeakyReLU(slope, name=f"act{i}")]
+            if i > 1:
+                stack += [layers.Dropout(config.dropout, name=f"drop{i}")]
+            # (N, S / 2 ** i, S / 2 ** i, width)
+        last = config.num_blocks + 1
+        stack += [layers.Conv2D(1, 4, strides=1, padding="valid", name=f"conv{last}")]  # (N, 1, 1, 1)
+        stack += [layers.Flatten(name="flatten")]  # (N, 1)
+        super().__init__(stack, name=name)
+
+
+# ------------------------------------------------------------------------------------------------------ Losses
+
+
+def gradient_penalty(critic, real, fake, alpha, epsilon: float):
+    """mean((||grad C(x^)|| - 1)^2) at x^ = real + alpha (fake - real); differentiable in the critic's weights."""
+    x_hat = ops.stop_gradient(real + alpha * (fake - real))  # the penalty looks at x^ alone
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = critic(x_hat, training=True)
+    grads = tape.gradient(scores, x_hat)  # recorded by the caller's tape: GP trains the critic
+    norm = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + epsilon)  # per sample, over H, W, C
+    return ops.mean((norm - 1) ** 2)
+
+
+def critic_wasserstein_loss(real_scores, fake_scores):
+    """mean C(fake) - mean C(real): the negative of the critic's Wasserstein estimate."""
+    return ops.mean(fake_scores) - ops.mean(real_scores)
+
+
+def generator_loss(fake_scores):
+    """-mean C(G(z)): G wants high scores."""
+    return -ops.mean(fake_scores)
+
+
+# ------------------------------------------------------------------------------------------------------ Trainer
+
+
+class WGANGP(keras.Model):
+    """Holds G, C, their optimisers and a seeded generator of z and alpha."""
+
+    def __init__(self, config: WGANGPConfig, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.generator = Generator(config)
+        self.critic = Critic(config)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("c_loss", "c_wass_loss", "c_gp", "g_loss")}
+
+    def compile(self, c_optimizer=None, g_optimizer=None, **kwargs):
+        super().compile(**kwargs)
+        self.c_optimizer = c_optimizer or adam(self.config)
+        self.g_optimizer = g_optimizer or adam(self.config)
+        self.c_optimizer.build(self.critic.trainable_variables)  # state exists before the first step,
+        self.g_optimizer.build(self.generator.trainable_variables)  # as in torch: checkpoints can restore it
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def sample_noise(self, batch_size, z=None, alpha=None):
+        """z of shape (critic_steps + 1, N, latent_dim): one per critic step, the last for G; alpha of shape
+        (critic_steps, N, 1, 1, 1), U(0, 1) or (book) N(0, 1); each unless given."""
+        dtype, steps = self.generator.compute_dtype, self.config.critic_steps
+        if z is None:
+            z = keras.random.normal(
+                (steps + 1, batch_size, self.config.latent_dim), seed=self.seed_generator, dtype=dtype
+            )
+        if alpha is None:
+            draw = keras.random.uniform if self.config.alpha_distribution == "uniform" else keras.random.normal
+            alpha = draw((steps, batch_size, 1, 1, 1), seed=self.seed_generator, dtype=dtype)
+        return z, alpha
+
+    def critic_losses(self, real, fake, alpha):
+        """The critic's loss on one batch: Wasserstein part, penalty, and their weighted sum."""
+        c_wass_loss = critic_wasserstein_loss(self.critic(real, training=True), self.critic(fake, training=True))
+        c_gp = gradient_penalty(self.critic, real, fake, alpha, self.config.gp_epsilon)
+        return {"c_loss": c_wass_loss + self.config.gp_weight * c_gp, "c_wass_loss": c_wass_loss, "c_gp": c_gp}
+
+    def gan_losses(self, real, z, alpha):
+        """Training-mode losses of one critic step (z[0], alpha[0]) and of the generator step (z[-1])."""
+        out = self.critic_losses(real, self.generator(z[0], training=True), alpha[0])
+        out["g_loss"] = generator_loss(self.critic(self.generator(z[-1], training=True), training=True))
+        return out
+
+    def train_step(self, real, z=None, alpha=None):
+        z, alpha = self.sample_noise(ops.shape(real)[0], z, alpha)
+        c_params = self.critic.trainable_weights
+        g_params = self.generator.trainable_weights
+        for step in range(self.config.critic_steps):
+            fake = self.generator(z[step], training=True)  # fresh z for every critic step
+            with tf.GradientTape() as c_tape:
+                out = self.critic_losses(real, fake, alpha[step])
+            c_grads = c_tape.gradient(out["c_loss"], c_params)
+            self.c_optimizer.apply_gradients(zip(c_grads, c_params))
+        with tf.GradientTape() as g_tape:
+            g_loss = generator_loss(self.critic(self.generator(z[-1], training=True), training=True))
+        g_grads = g_tape.gradient(g_loss, g_params)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_params))
+        for name, value in (out | {"g_loss": g_loss}).items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
