@@ -330,7 +330,9 @@ def check_gradient_penalty(h: Harness) -> CheckResult:
     torch_critic.train()
     torch_gp = pair.torch_module.gradient_penalty(torch_critic, *(both(x)[0] for x in (real, fake, alpha)),
                                                   h.config.gp_epsilon)
-    torch_grads = torch.autograd.grad(torch_gp, [port.torch_tensor for port in ports], allow_unused=True)
+    torch_grads = [None] * len(ports)  # a penalty built without create_graph has no gradient at all
+    if torch_gp.requires_grad:
+        torch_grads = torch.autograd.grad(torch_gp, [port.torch_tensor for port in ports], allow_unused=True)
     with tf.GradientTape() as tape:
         keras_gp = pair.keras_module.gradient_penalty(keras_critic, *(both(x)[1] for x in (real, fake, alpha)),
                                                       h.config.gp_epsilon)
