@@ -26,10 +26,11 @@ def batch_norm(name: str, config: GANConfig) -> layers.BatchNormalization:
 
 
 class Generator(keras.Sequential):
-    """z (N, latent_dim) -> image (N, S, S, C) in [-1, 1]."""
+    """z (N, latent_dim), or concat(z, one-hot) for a conditional model -> image (N, S, S, C) in [-1, 1]."""
 
     def __init__(self, config: GANConfig, name: str = "generator"):
-        stack = [keras.Input((config.latent_dim,)), layers.Reshape((1, 1, config.latent_dim), name="reshape")]
+        size = config.generator_input_dim
+        stack = [keras.Input((size,)), layers.Reshape((1, 1, size), name="reshape")]  # (N, 1, 1, latent_dim (+ K))
         for i, width in enumerate(config.generator_widths(), start=1):
             if i == 1:
                 conv = layers.Conv2DTranspose(width, 4, strides=1, padding="valid", use_bias=False, name=f"conv{i}")

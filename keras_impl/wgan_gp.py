@@ -22,10 +22,10 @@ from specs.models import WGANGPConfig
 
 
 class Critic(keras.Sequential):
-    """Image (N, S, S, C) -> score (N, 1)."""
+    """Image (N, S, S, C), with K label planes for a conditional model -> score (N, 1)."""
 
     def __init__(self, config: WGANGPConfig, name: str = "critic"):
-        stack = [keras.Input((config.image_size, config.image_size, config.channels))]
+        stack = [keras.Input((config.image_size, config.image_size, config.critic_input_channels))]
         for i, width in enumerate(config.discriminator_widths(), start=1):
             slope = config.second_slope if i == 2 else config.leaky_slope  # the book's 0.3 after conv2
             stack += [layers.Conv2D(width, 4, strides=2, padding="same", name=f"conv{i}")]  # halves H, W
@@ -88,8 +88,20 @@ class WGANGP(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def call(self, z, training=False):
+    def call(self, z, labels=None, training=False):
+        return self.generate(z, labels, training=training)
+
+    # The three places a conditional model (keras_impl/cgan.py) differs: what a batch holds, and what G and C see.
+
+    def split_batch(self, data):
+        """A batch is images alone: (images, no labels)."""
+        return data, None
+
+    def generate(self, z, labels=None, training=True):
         return self.generator(z, training=training)
+
+    def score(self, images, labels=None, training=True):
+        return self.critic(images, training=training)
 
     def sample_noise(self, batch_size, z=None, alpha=None):
         """z of shape (critic_steps + 1, N, latent_dim): one per critic step, the last for G; alpha of shape
@@ -104,30 +116,37 @@ class WGANGP(keras.Model):
             alpha = draw((steps, batch_size, 1, 1, 1), seed=self.seed_generator, dtype=dtype)
         return z, alpha
 
-    def critic_losses(self, real, fake, alpha):
+    def penalty(self, real, fake, alpha, labels=None):
+        """The gradient penalty of this model's critic, taken with respect to the images alone."""
+        return gradient_penalty(lambda images, training: self.score(images, labels, training), real, fake, alpha,
+                                self.config.gp_epsilon)
+
+    def critic_losses(self, real, fake, alpha, labels=None):
         """The critic's loss on one batch: Wasserstein part, penalty, and their weighted sum."""
-        c_wass_loss = critic_wasserstein_loss(self.critic(real, training=True), self.critic(fake, training=True))
-        c_gp = gradient_penalty(self.critic, real, fake, alpha, self.config.gp_epsilon)
+        c_wass_loss = critic_wasserstein_loss(self.score(real, labels), self.score(fake, labels))
+        c_gp = self.penalty(real, fake, alpha, labels)
         return {"c_loss": c_wass_loss + self.config.gp_weight * c_gp, "c_wass_loss": c_wass_loss, "c_gp": c_gp}
 
-    def gan_losses(self, real, z, alpha):
+    def gan_losses(self, data, z, alpha):
         """Training-mode losses of one critic step (z[0], alpha[0]) and of the generator step (z[-1])."""
-        out = self.critic_losses(real, self.generator(z[0], training=True), alpha[0])
-        out["g_loss"] = generator_loss(self.critic(self.generator(z[-1], training=True), training=True))
+        real, labels = self.split_batch(data)
+        out = self.critic_losses(real, self.generate(z[0], labels), alpha[0], labels)
+        out["g_loss"] = generator_loss(self.score(self.generate(z[-1], labels), labels))
         return out
 
-    def train_step(self, real, z=None, alpha=None):
+    def train_step(self, data, z=None, alpha=None):
+        real, labels = self.split_batch(data)
         z, alpha = self.sample_noise(ops.shape(real)[0], z, alpha)
         c_params = self.critic.trainable_weights
         g_params = self.generator.trainable_weights
         for step in range(self.config.critic_steps):
-            fake = self.generator(z[step], training=True)  # fresh z for every critic step
+            fake = self.generate(z[step], labels)  # fresh z for every critic step
             with tf.GradientTape() as c_tape:
-                out = self.critic_losses(real, fake, alpha[step])
+                out = self.critic_losses(real, fake, alpha[step], labels)
             c_grads = c_tape.gradient(out["c_loss"], c_params)
             self.c_optimizer.apply_gradients(zip(c_grads, c_params))
         with tf.GradientTape() as g_tape:
-            g_loss = generator_loss(self.critic(self.generator(z[-1], training=True), training=True))
+            g_loss = generator_loss(self.score(self.generate(z[-1], labels), labels))
         g_grads = g_tape.gradient(g_loss, g_params)
         self.g_optimizer.apply_gradients(zip(g_grads, g_params))
         for name, value in (out | {"g_loss": g_loss}).items():

@@ -28,12 +28,12 @@ def check_variants(model: str, presets: list[str], orders: list[str]):
 
 
 def format_table(rows: list[dict]) -> str:
-    header = (f"{'variant':<22} {'dtype':<8} {'check':<11} {'max abs diff':>12} {'scaled diff':>12} "
+    header = (f"{'variant':<28} {'dtype':<8} {'check':<16} {'max abs diff':>12} {'scaled diff':>12} "
               f"{'tolerance':>10}  verdict  worst")
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
-            f"{row['variant']:<22} {row['dtype']:<8} {row['name']:<11} {row['max_abs_diff']:>12.3g} "
+            f"{row['variant']:<28} {row['dtype']:<8} {row['name']:<16} {row['max_abs_diff']:>12.3g} "
             f"{row['max_scaled_diff']:>12.3g} {row['tolerance']:>10.0e}  {'pass' if row['passed'] else 'FAIL':<7}  "
             f"{row['worst']}"
         )
@@ -43,10 +43,11 @@ def format_table(rows: list[dict]) -> str:
 def run_check(args: argparse.Namespace) -> int:
     rows = []
     start = time.perf_counter()
-    for label, config in check_variants(args.model, args.preset, args.update_order):
-        for dtype in args.dtype:
-            for result in checks.run_checks(args.model, config, dtype, args.batch_size, args.seed, args.check):
-                rows.append({"model": args.model, "variant": label, "dtype": dtype} | result.as_dict())
+    for model in args.models:
+        for label, config in check_variants(model, args.preset or list(PRESETS[model]), args.update_order):
+            for dtype in args.dtype:
+                for result in checks.run_checks(model, config, dtype, args.batch_size, args.seed, args.check):
+                    rows.append({"model": model, "variant": f"{model} {label}", "dtype": dtype} | result.as_dict())
     failed = [row for row in rows if not row["passed"]]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="run the parity checks of one model")
-    check.add_argument("model", choices=sorted(checks.MODELS))
+    check.add_argument("models", nargs="+", choices=list(checks.MODELS), metavar="MODEL",
+                       help=f"one or more of: {', '.join(checks.MODELS)}")
     check.add_argument("--dtype", nargs="+", choices=("float64", "float32"), default=["float64"])
     check.add_argument("--preset", nargs="+", default=None, help="presets to check (default: all)")
     check.add_argument("--update-order", nargs="+", choices=UPDATE_ORDERS, default=list(UPDATE_ORDERS))
@@ -85,12 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return data.main(argv[1:])
     args = build_parser().parse_args(argv)
-    if getattr(args, "preset", None) is None and args.command == "check":
-        args.preset = list(PRESETS[args.model])
-    if args.command == "check":
-        unknown = sorted(set(args.preset) - set(PRESETS[args.model]))
+    for model in args.models:
+        unknown = sorted(set(args.preset or ()) - set(PRESETS[model]))
         if unknown:
-            print(f"gan-parity: unknown preset {unknown} for {args.model}; known: {', '.join(PRESETS[args.model])}",
+            print(f"gan-parity: unknown preset {unknown} for {model}; known: {', '.join(PRESETS[model])}",
                   file=sys.stderr)
             return 2
     return args.func(args)

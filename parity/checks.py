@@ -32,8 +32,10 @@ import numpy as np
 import tensorflow as tf
 import torch
 
+import keras_impl.cgan
 import keras_impl.dcgan
 import keras_impl.wgan_gp
+import torch_impl.cgan
 import torch_impl.dcgan
 import torch_impl.wgan_gp
 from parity import convert
@@ -65,6 +67,7 @@ class ModelPair:
     losses: tuple[str, ...]  # the loss each network minimises, as named by `gan_losses`
     randomness: Callable[[Harness], dict[str, np.ndarray]]  # injected randomness of one train step
     checks: tuple[str, ...]  # the checks that apply
+    conditional: bool = False  # a batch is (images, one-hot labels)
 
 
 def dcgan_randomness(h: Harness) -> dict[str, np.ndarray]:
@@ -88,6 +91,10 @@ MODELS = {
     "wgan_gp": ModelPair(
         torch_impl.wgan_gp, keras_impl.wgan_gp, "WGANGP", networks=("generator", "critic"),
         losses=("g_loss", "c_loss"), randomness=wgan_gp_randomness, checks=CHECKS,
+    ),
+    "cgan": ModelPair(
+        torch_impl.cgan, keras_impl.cgan, "CGAN", networks=("generator", "critic"),
+        losses=("g_loss", "c_loss"), randomness=wgan_gp_randomness, checks=CHECKS, conditional=True,
     ),
 }
 
@@ -227,20 +234,34 @@ class Harness:
         return self.rng.uniform(low, high, shape).astype(self.dtype)
 
     def network_input(self, name: str) -> np.ndarray:
-        """A batch for one network, in torch layout: z for the generator, images in [-1, 1] otherwise."""
+        """A batch for one network, in torch layout: its input vector for the generator, images otherwise."""
         if name == "generator":
-            return self.normal(self.batch_size, self.config.latent_dim)
-        size, channels = self.config.image_size, self.config.channels
+            return self.normal(self.batch_size, self.config.generator_input_dim)
+        return self.images(self.config.critic_input_channels)
+
+    def images(self, channels: int) -> np.ndarray:
+        size = self.config.image_size
         return self.uniform(self.batch_size, channels, size, size, low=-1.0, high=1.0)
+
+    def real_batch(self):
+        """What the trainer is fed: images in [-1, 1] (torch layout), with one-hot labels if conditional."""
+        images = self.images(self.config.channels)
+        if not MODELS[self.model].conditional:
+            return images
+        labels = self.rng.integers(0, self.config.num_classes, self.batch_size)
+        return images, np.eye(self.config.num_classes, dtype=self.dtype)[labels]
 
     def step_inputs(self) -> dict[str, np.ndarray]:
         """Injected randomness of one train step, in torch layout."""
         return MODELS[self.model].randomness(self)
 
 
-def both(array: np.ndarray) -> tuple[torch.Tensor, tf.Tensor]:
-    """The same values as a torch tensor (torch layout) and a TF tensor (Keras layout)."""
-    return torch.from_numpy(np.ascontiguousarray(array)), tf.constant(nchw_to_nhwc(array))
+def both(data):
+    """The same values as a torch tensor (torch layout) and a TF tensor (Keras layout); tuples element-wise."""
+    if isinstance(data, tuple):
+        pairs = [both(item) for item in data]
+        return tuple(pair[0] for pair in pairs), tuple(pair[1] for pair in pairs)
+    return torch.from_numpy(np.ascontiguousarray(data)), tf.constant(nchw_to_nhwc(data))
 
 
 def layer_outputs(torch_net, keras_net, inputs: np.ndarray, training: bool):
@@ -286,14 +307,14 @@ def _keras_losses(h: Harness, real: np.ndarray, step: dict):
 
 
 def check_losses(h: Harness) -> CheckResult:
-    real, step = h.network_input("discriminator"), h.step_inputs()
+    real, step = h.real_batch(), h.step_inputs()
     torch_out, keras_out = _torch_losses(h, real, step), _keras_losses(h, real, step)
     rows = [(key, nchw_to_nhwc(to_numpy(torch_out[key])), to_numpy(keras_out[key])) for key in torch_out]
     return compare("losses", TOLERANCES[h.dtype]["losses"], rows)
 
 
 def check_gradients(h: Harness) -> CheckResult:
-    real, step = h.network_input("discriminator"), h.step_inputs()
+    real, step = h.real_batch(), h.step_inputs()
     pair = MODELS[h.model]
     torch_out = _torch_losses(h, real, step)
     with tf.GradientTape(persistent=True) as tape:
@@ -321,21 +342,18 @@ def gradient_rows(ports, torch_grads, keras_grads, label: str = "{}") -> list:
 
 def check_gradient_penalty(h: Harness) -> CheckResult:
     """The penalty at x^ = real + alpha (fake - real) with injected alpha, and its gradient in every critic weight."""
-    pair = MODELS[h.model]
-    critic = pair.networks[1]
-    real, fake = h.network_input(critic), h.network_input(critic)
-    alpha = h.uniform(h.batch_size, 1, 1, 1)
+    critic = MODELS[h.model].networks[1]
+    data, fake, alpha = h.real_batch(), h.images(h.config.channels), h.uniform(h.batch_size, 1, 1, 1)
+    real, labels = data if isinstance(data, tuple) else (data, None)
+    torch_inputs, keras_inputs = both((real, fake, alpha) + ((labels,) if labels is not None else ()))
     ports = [port for port in h.table if port.trainable and port.name.startswith(f"{critic}.")]
-    torch_critic, keras_critic = getattr(h.torch_trainer, critic), getattr(h.keras_trainer, critic)
-    torch_critic.train()
-    torch_gp = pair.torch_module.gradient_penalty(torch_critic, *(both(x)[0] for x in (real, fake, alpha)),
-                                                  h.config.gp_epsilon)
+    h.torch_trainer.train()
+    torch_gp = h.torch_trainer.penalty(*torch_inputs)
     torch_grads = [None] * len(ports)  # a penalty built without create_graph has no gradient at all
     if torch_gp.requires_grad:
         torch_grads = torch.autograd.grad(torch_gp, [port.torch_tensor for port in ports], allow_unused=True)
     with tf.GradientTape() as tape:
-        keras_gp = pair.keras_module.gradient_penalty(keras_critic, *(both(x)[1] for x in (real, fake, alpha)),
-                                                      h.config.gp_epsilon)
+        keras_gp = h.keras_trainer.penalty(*keras_inputs)
     keras_grads = tape.gradient(keras_gp, [port.keras_variable for port in ports])
     rows = [("penalty", to_numpy(torch_gp), to_numpy(keras_gp))]
     rows += gradient_rows(ports, torch_grads, keras_grads, "d penalty / d {}")
@@ -346,7 +364,7 @@ def check_trajectory(h: Harness, steps: int = 5) -> CheckResult:
     initial = {port.name: to_numpy(port.torch_tensor).copy() for port in h.table}
     batch_counts = _batch_norm_counts(h)
     for _ in range(steps):
-        real, step = h.network_input("discriminator"), h.step_inputs()
+        real, step = h.real_batch(), h.step_inputs()
         h.torch_trainer.train()
         h.torch_trainer.train_step(both(real)[0], **{key: both(value)[0] for key, value in step.items()})
         h.keras_trainer.train_step(both(real)[1], **{key: both(value)[1] for key, value in step.items()})

@@ -31,6 +31,7 @@ class GANConfig:
     channels: int = 1  # 1 grayscale, 3 RGB
     latent_dim: int = 100  # size of z ~ N(0, 1)
     width: int = 64  # filters of the first discriminator conv; doubles with every stride-2 block
+    max_width: int = 0  # cap on the filters of any conv (0: no cap); the book's CGAN stays at 128
     batch_size: int = 64  # images per train step
     epochs: int = 20  # passes over the data set
     learning_rate: float = 2e-4  # Adam, both networks
@@ -62,11 +63,27 @@ class GANConfig:
 
     def discriminator_widths(self) -> tuple[int, ...]:
         """Filters of the stride-2 discriminator convs: (64, 128, 256, 512) at 64x64 and width 64."""
-        return tuple(self.width * 2**i for i in range(self.num_blocks))
+        widths = (self.width * 2**i for i in range(self.num_blocks))
+        return tuple(min(width, self.max_width) if self.max_width else width for width in widths)
 
     def generator_widths(self) -> tuple[int, ...]:
         """Filters of the hidden generator convTs, the discriminator's in reverse: (512, 256, 128, 64) at 64x64."""
         return tuple(reversed(self.discriminator_widths()))
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is told a class: batches then carry one-hot labels."""
+        return False
+
+    @property
+    def generator_input_dim(self) -> int:
+        """Size of the generator's input vector: z, and a one-hot label for conditional models."""
+        return self.latent_dim
+
+    @property
+    def critic_input_channels(self) -> int:
+        """Channels the discriminator or critic sees: the image's, and one plane per class when conditional."""
+        return self.channels
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,31 @@ class WGANGPConfig(GANConfig):
             raise ConfigError(f"critic_steps must be positive, got {self.critic_steps}")
 
 
+@dataclass(frozen=True)
+class CGANConfig(WGANGPConfig):
+    """A conditional WGAN-GP as in the book: G sees concat(z, one-hot label), C sees the label as K extra planes."""
+
+    num_classes: int = 10  # K: set from the data set (10 digits; 2 for a CelebA attribute)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_classes < 2:
+            raise ConfigError(f"a conditional GAN needs at least 2 classes, got {self.num_classes} (a folder data "
+                              "set needs one subfolder per class)")
+
+    @property
+    def conditional(self) -> bool:
+        return True
+
+    @property
+    def generator_input_dim(self) -> int:
+        return self.latent_dim + self.num_classes
+
+    @property
+    def critic_input_channels(self) -> int:
+        return self.channels + self.num_classes
+
+
 DCGAN_PRESETS = {
     # The book's LEGO-bricks model: 64x64x1, 300 epochs, one forward pass for both updates, targets outside [0, 1].
     "book": DCGANConfig(
@@ -122,7 +164,22 @@ WGAN_GP_PRESETS = {
     "digits": WGANGPConfig(),
 }
 
-PRESETS = {"dcgan": DCGAN_PRESETS, "wgan_gp": WGAN_GP_PRESETS}
+CGAN_PRESETS = {
+    # The book's CelebA model conditioned on Blond_Hair: 64x64x3, batch 128, latent 32, a 128-wide critic.
+    "book": CGANConfig(image_size=64, channels=3, batch_size=128, epochs=20, latent_dim=32, max_width=128,
+                       learning_rate=5e-5, num_classes=2),
+    # The offline default: the same family at 32x32x1 on scikit-learn's digits, one class per digit.
+    "digits": CGANConfig(latent_dim=32, max_width=128),
+}
+
+PRESETS = {"dcgan": DCGAN_PRESETS, "wgan_gp": WGAN_GP_PRESETS, "cgan": CGAN_PRESETS}
+
+
+def conditioned_on(config, num_classes: int):
+    """The configuration with the data set's number of classes, for conditional models; others unchanged."""
+    if not hasattr(config, "num_classes"):
+        return config
+    return dataclasses.replace(config, num_classes=num_classes)
 
 
 def get_config(model: str, preset: str, **overrides):

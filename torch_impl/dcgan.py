@@ -28,11 +28,11 @@ def batch_norm(channels: int, config: GANConfig) -> nn.BatchNorm2d:
 
 
 class Generator(nn.Sequential):
-    """z (N, latent_dim) -> image (N, C, S, S) in [-1, 1]."""
+    """z (N, latent_dim), or concat(z, one-hot) for a conditional model -> image (N, C, S, S) in [-1, 1]."""
 
     def __init__(self, config: GANConfig):
-        layers: list[tuple[str, nn.Module]] = [("reshape", nn.Unflatten(1, (config.latent_dim, 1, 1)))]
-        in_channels = config.latent_dim  # (N, latent_dim, 1, 1)
+        layers: list[tuple[str, nn.Module]] = [("reshape", nn.Unflatten(1, (config.generator_input_dim, 1, 1)))]
+        in_channels = config.generator_input_dim  # (N, latent_dim (+ K), 1, 1)
         for i, width in enumerate(config.generator_widths(), start=1):
             if i == 1:
                 conv = nn.ConvTranspose2d(in_channels, width, 4, stride=1, padding=0, bias=False)  # (N, w, 4, 4)

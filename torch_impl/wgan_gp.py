@@ -24,11 +24,11 @@ from torch_impl.loop import Trainer, apply_gradients, keras_default_init
 
 
 class Critic(nn.Sequential):
-    """Image (N, C, S, S) -> score (N, 1)."""
+    """Image (N, C, S, S), with K label planes for a conditional model -> score (N, 1)."""
 
     def __init__(self, config: WGANGPConfig):
         layers: list[tuple[str, nn.Module]] = []
-        in_channels = config.channels
+        in_channels = config.critic_input_channels
         for i, width in enumerate(config.discriminator_widths(), start=1):
             slope = config.second_slope if i == 2 else config.leaky_slope  # the book's 0.3 after conv2
             layers += [(f"conv{i}", nn.Conv2d(in_channels, width, 4, stride=2, padding=1))]  # halves H, W
@@ -80,8 +80,20 @@ class WGANGP(Trainer):
         self.g_optimizer = adam(self.generator.parameters(), config)
         self.rng = torch.Generator().manual_seed(seed)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels=None) -> torch.Tensor:
+        return self.generate(z, labels)
+
+    # The three places a conditional model (torch_impl/cgan.py) differs: what a batch holds, and what G and C see.
+
+    def split_batch(self, data) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch is images alone: (images, no labels)."""
+        return data, None
+
+    def generate(self, z, labels=None) -> torch.Tensor:
         return self.generator(z)
+
+    def score(self, images, labels=None) -> torch.Tensor:
+        return self.critic(images)
 
     def sample_noise(self, batch_size: int, z=None, alpha=None) -> tuple[torch.Tensor, torch.Tensor]:
         """z of shape (critic_steps + 1, N, latent_dim): one per critic step, the last for G; alpha of shape
@@ -94,29 +106,35 @@ class WGANGP(Trainer):
             alpha = draw(steps, batch_size, 1, 1, 1, generator=self.rng, dtype=dtype)
         return z, alpha
 
-    def critic_losses(self, real, fake, alpha) -> dict[str, torch.Tensor]:
+    def penalty(self, real, fake, alpha, labels=None) -> torch.Tensor:
+        """The gradient penalty of this model's critic, taken with respect to the images alone."""
+        return gradient_penalty(lambda images: self.score(images, labels), real, fake, alpha, self.config.gp_epsilon)
+
+    def critic_losses(self, real, fake, alpha, labels=None) -> dict[str, torch.Tensor]:
         """The critic's loss on one batch: Wasserstein part, penalty, and their weighted sum."""
-        c_wass_loss = critic_wasserstein_loss(self.critic(real), self.critic(fake))
-        c_gp = gradient_penalty(self.critic, real, fake, alpha, self.config.gp_epsilon)
+        c_wass_loss = critic_wasserstein_loss(self.score(real, labels), self.score(fake, labels))
+        c_gp = self.penalty(real, fake, alpha, labels)
         return {"c_loss": c_wass_loss + self.config.gp_weight * c_gp, "c_wass_loss": c_wass_loss, "c_gp": c_gp}
 
-    def gan_losses(self, real, z, alpha) -> dict[str, torch.Tensor]:
+    def gan_losses(self, data, z, alpha) -> dict[str, torch.Tensor]:
         """Training-mode losses of one critic step (z[0], alpha[0]) and of the generator step (z[-1])."""
-        out = self.critic_losses(real, self.generator(z[0]), alpha[0])
-        out["g_loss"] = generator_loss(self.critic(self.generator(z[-1])))
+        real, labels = self.split_batch(data)
+        out = self.critic_losses(real, self.generate(z[0], labels), alpha[0], labels)
+        out["g_loss"] = generator_loss(self.score(self.generate(z[-1], labels), labels))
         return out
 
-    def train_step(self, real, z=None, alpha=None) -> dict[str, torch.Tensor]:
+    def train_step(self, data, z=None, alpha=None) -> dict[str, torch.Tensor]:
+        real, labels = self.split_batch(data)
         z, alpha = self.sample_noise(real.shape[0], z, alpha)
         c_params = list(self.critic.parameters())
         g_params = list(self.generator.parameters())
         for step in range(self.config.critic_steps):
             with torch.no_grad():
-                fake = self.generator(z[step])  # fresh z for every critic step
-            out = self.critic_losses(real, fake, alpha[step])
+                fake = self.generate(z[step], labels)  # fresh z for every critic step
+            out = self.critic_losses(real, fake, alpha[step], labels)
             c_grads = torch.autograd.grad(out["c_loss"], c_params)
             apply_gradients(self.c_optimizer, zip(c_grads, c_params))
-        g_loss = generator_loss(self.critic(self.generator(z[-1])))
+        g_loss = generator_loss(self.score(self.generate(z[-1], labels), labels))
         g_grads = torch.autograd.grad(g_loss, g_params)
         apply_gradients(self.g_optimizer, zip(g_grads, g_params))
         return {name: value.detach() for name, value in out.items()} | {"g_loss": g_loss.detach()}
