@@ -14,17 +14,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_impl import dcgan, wgan_gp
+from keras_impl import cgan, dcgan, wgan_gp
 from keras_impl.data import batches
 from specs import cli
 from specs.datasets import DatasetSpec, to_uint8
 from specs.images import save_grid, write_atomically
-from specs.models import config_from_dict
-from specs.runs import Run, RunError, check_resumable, checkpoint_meta, fixed_noise
+from specs.models import conditioned_on
+from specs.runs import Run, RunError, SampleInputs, check_resumable, checkpoint_meta, sample_inputs, sample_request
 
 BACKEND = "keras"
 CHECKPOINT = "checkpoint.npz"
-TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP}
+TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP, "cgan": cgan.CGAN}
 
 # ------------------------------------------------------------------------------------------------- Checkpoints
 
@@ -69,18 +69,20 @@ def restore(trainer, state: dict) -> None:
 # ------------------------------------------------------------------------------------------------- Run outputs
 
 
-def generate(trainer, z: np.ndarray) -> np.ndarray:
+def generate(trainer, inputs: SampleInputs) -> np.ndarray:
     """Images in [-1, 1] from the generator in inference mode, as numpy (N, H, W, C)."""
-    return keras.ops.convert_to_numpy(trainer.generator(z, training=False))
+    arrays = (inputs.z,) if inputs.one_hot is None else (inputs.z, inputs.one_hot)
+    return keras.ops.convert_to_numpy(trainer(*arrays, training=False))
 
 
 class RunOutputs(keras.callbacks.Callback):
     """After every epoch: a sample grid from fixed noise, a row of losses.csv, TensorBoard scalars, a checkpoint.
     After every batch: stop at a NaN or infinite loss, keeping the last good checkpoint."""
 
-    def __init__(self, run: Run, model: str, fixed_z: np.ndarray, steps_per_epoch: int):
+    def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict):
         super().__init__()
-        self.run, self.model_name, self.fixed_z, self.steps_per_epoch = run, model, fixed_z, steps_per_epoch
+        self.run, self.model_name, self.inputs, self.data = run, model, inputs, data
+        self.steps_per_epoch = steps_per_epoch
         self.diverged: str | None = None
 
     def on_train_batch_end(self, batch, logs=None):
@@ -92,9 +94,9 @@ class RunOutputs(keras.callbacks.Callback):
         if self.diverged is not None:
             return
         step = (epoch + 1) * self.steps_per_epoch
-        self.run.save_samples(epoch, generate(self.model, self.fixed_z))
+        self.run.save_samples(epoch, generate(self.model, self.inputs), self.inputs.rows)
         self.run.log_epoch(epoch, step, logs)
-        meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step)
+        meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
         save_checkpoint(self.model, self.run.checkpoint, meta)
 
 
@@ -105,6 +107,8 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     run = Run(out, CHECKPOINT)
     run.prepare(resume)
     data = spec.load()
+    config = conditioned_on(config, data.num_classes)
+    data_info = {"dataset": spec.name, "seed": seed, "class_names": list(data.class_names)}
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
     keras.utils.set_random_seed(seed)
     trainer = TRAINERS[model](config, seed=seed)
@@ -112,12 +116,13 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     first_epoch = 0
     if resume:
         state = load_checkpoint(run.checkpoint)
-        check_resumable(state["meta"], BACKEND, model, config)
+        check_resumable(state["meta"], BACKEND, model, config, data_info)
         restore(trainer, state)
         first_epoch = state["meta"]["epoch"] + 1
-    outputs = RunOutputs(run, model, fixed_noise(seed, 64, config.latent_dim), steps_per_epoch)
+    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info)
     tensorboard = keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False)
-    trainer.fit(batches(data, spec, config.batch_size, first_epoch, config.epochs - first_epoch), epochs=config.epochs,
+    dataset = batches(data, spec, config.batch_size, first_epoch, config.epochs - first_epoch, config.conditional)
+    trainer.fit(dataset, epochs=config.epochs,
                 initial_epoch=first_epoch, callbacks=[outputs, tensorboard], verbose=int(verbose),
                 steps_per_epoch=steps_per_epoch, shuffle=False)
     if outputs.diverged is not None:
@@ -128,18 +133,16 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     return 0
 
 
-def sample(model: str, checkpoint: Path, out: Path, num: int, seed: int) -> int:
+def sample(model: str, checkpoint: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
     path = checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
     if not path.is_file():
         raise RunError(f"no checkpoint at {path}; pass a run folder of gan-{BACKEND} or its {CHECKPOINT}")
     state = load_checkpoint(path)
-    if state["meta"]["model"] != model:
-        raise RunError(f"{path} holds a {state['meta']['model']} model, not {model}")
-    config = config_from_dict(model, state["meta"]["config"])
+    config, inputs = sample_request(state["meta"], model, num, seed, label)
     trainer = TRAINERS[model](config)
     _assign(trainer.variables, state["arrays"], "networks/")
-    save_grid(to_uint8(generate(trainer, fixed_noise(seed, num, config.latent_dim))), out)
-    print(f"gan-{BACKEND}: {num} samples from {path} written to {out}")
+    save_grid(to_uint8(generate(trainer, inputs)), out, inputs.rows)
+    print(f"gan-{BACKEND}: {len(inputs.z)} samples from {path} written to {out}")
     return 0
 
 

@@ -66,6 +66,7 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
     sample.add_argument("--num", type=positive_int, default=64, help="number of images (default 64)")
     sample.add_argument("--seed", type=int, default=0, help="seeds the noise")
+    sample.add_argument("--label", default=None, help="cgan: draw only this class (its index or its name)")
     return parser
 
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None, backend: str, train: Callable[..., int], sample
         if args.command == "train":
             config, spec, out = resolve_train(args, backend)
             return train(args.model, config, spec, out, seed=args.seed, resume=args.resume, verbose=not args.quiet)
-        return sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed)
+        return sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed, label=args.label)
     except (DataError, RunError, ConfigError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2

@@ -39,13 +39,57 @@ def fixed_noise(seed: int, count: int, latent_dim: int) -> np.ndarray:
     return np.random.default_rng([seed, latent_dim]).standard_normal((count, latent_dim)).astype(np.float32)
 
 
-def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int) -> dict:
-    """What a checkpoint says about itself, besides its tensors."""
-    return {"backend": backend, "model": model, "config": dataclasses.asdict(config), "epoch": epoch, "step": step}
+@dataclass(frozen=True)
+class SampleInputs:
+    """What a sample grid is generated from: the same numbers in both backends."""
+
+    z: np.ndarray  # float32 (N, latent_dim)
+    one_hot: np.ndarray | None  # float32 (N, K) for a conditional model, else None
+    rows: int | None  # grid rows: one per class for a conditional model's grid of every class
 
 
-def check_resumable(meta: dict, backend: str, model: str, config) -> None:
-    """Refuse a checkpoint of another backend, model or configuration (the number of epochs may grow)."""
+def sample_inputs(config, seed: int, count: int = 64, label: int | None = None, columns: int = 8) -> SampleInputs:
+    """Fixed noise; for a conditional model, one row per class (the same z in every row) or `count` of one class."""
+    if not config.conditional:
+        return SampleInputs(fixed_noise(seed, count, config.latent_dim), None, None)
+    classes, columns = (list(range(config.num_classes)), columns) if label is None else ([label], count)
+    z = np.tile(fixed_noise(seed, columns, config.latent_dim), (len(classes), 1))
+    one_hot = np.eye(config.num_classes, dtype=np.float32)[np.repeat(classes, columns)]
+    return SampleInputs(z, one_hot, len(classes) if label is None else None)
+
+
+def resolve_label(label: str, class_names: list[str]) -> int:
+    """A class given by index or by name; RunError listing the classes otherwise."""
+    if label in class_names:
+        return class_names.index(label)
+    if label.lstrip("-").isdigit() and 0 <= int(label) < len(class_names):
+        return int(label)
+    listing = ", ".join(f"{i} ({name})" for i, name in enumerate(class_names))
+    raise RunError(f"no class {label!r}: this model knows {len(class_names)} classes: {listing}")
+
+
+def sample_request(meta: dict, model: str, num: int, seed: int, label: str | None):
+    """The configuration a checkpoint was trained with, and the inputs of the grid that `sample` asks for."""
+    from specs.models import config_from_dict
+
+    if meta["model"] != model:
+        raise RunError(f"the checkpoint holds a {meta['model']} model, not {model}")
+    config = config_from_dict(model, meta["config"])
+    if label is not None and not config.conditional:
+        raise RunError(f"--label needs a conditional model (cgan); {model} draws no chosen class")
+    if label is not None:
+        label = resolve_label(label, meta["data"]["class_names"])
+    return config, sample_inputs(config, seed, num, label)
+
+
+def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, data: dict) -> dict:
+    """What a checkpoint says about itself besides its tensors; `data`: dataset, seed and class names."""
+    meta = {"backend": backend, "model": model, "config": dataclasses.asdict(config), "epoch": epoch, "step": step}
+    return meta | {"data": data}
+
+
+def check_resumable(meta: dict, backend: str, model: str, config, data: dict) -> None:
+    """Refuse a checkpoint of another backend, model, configuration or data set (the number of epochs may grow)."""
     if meta["backend"] != backend:
         raise RunError(f"the checkpoint was written by the {meta['backend']} backend, not {backend}; "
                        f"convert it with `gan-parity convert` or resume with gan-{meta['backend']}")
@@ -57,6 +101,9 @@ def check_resumable(meta: dict, backend: str, model: str, config) -> None:
         changed = [f"{key}: {theirs.get(key)} -> {value}" for key, value in ours.items() if value != theirs.get(key)]
         raise RunError(f"the checkpoint was trained with another configuration ({', '.join(changed)}); "
                        "pass the flags it was trained with, or start a new run in another --out")
+    if meta.get("data") != data:
+        raise RunError(f"the checkpoint was trained on {meta.get('data')}, not {data}; pass the --dataset and "
+                       "--seed it was trained with, or start a new run in another --out")
 
 
 @dataclass(frozen=True)
