@@ -29,18 +29,19 @@ def test_book_float64_every_check():
     assert all(r.passed and r.max_scaled_diff <= 1e-10 for r in results), results
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan_gp"])
+@pytest.mark.parametrize("model", ["dcgan", "wgan_gp", "cgan"])
 def test_digits_float32(model):
     results = by_name(checks.run_checks(model, get_config(model, "digits"), "float32", batch_size=4))
     assert results["shapes"].max_abs_diff == 0
     assert results["forward"].max_scaled_diff <= 1e-5 and results["losses"].max_scaled_diff <= 1e-5
-    if model == "wgan_gp":
+    if model != "dcgan":
         assert results["gradient_penalty"].max_scaled_diff <= 1e-5
     assert all(r.passed for r in results.values())
 
 
-def test_wgan_gp_float64_every_check():
-    results = checks.run_checks("wgan_gp", get_config("wgan_gp", "digits"), "float64", batch_size=4)
+@pytest.mark.parametrize("model", ["wgan_gp", "cgan"])
+def test_critic_models_float64_every_check(model):
+    results = checks.run_checks(model, get_config(model, "digits"), "float64", batch_size=4)
     assert [r.name for r in results] == list(checks.CHECKS)
     assert all(r.passed and r.max_scaled_diff <= 1e-10 and r.compared > 0 for r in results), results
 
