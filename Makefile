@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
-DEMO_EPOCHS ?= 5
+DCGAN_EPOCHS ?= 8
+CRITIC_EPOCHS ?= 3
 
 .PHONY: demo test lint parity clean
 
@@ -20,14 +21,22 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# The main job on the embedded digits, both backends: data parity, each model trained briefly (a fresh run each
+# time), sample grids under runs/demo/<backend>/<model>/samples, then the parity checks of every model.
 demo: $(STAMP)
+	rm -rf $(DEMO)
 	$(BIN)/gan-parity data --dataset digits --out $(DEMO)/data
-	$(BIN)/gan-torch train dcgan --dataset digits --epochs $(DEMO_EPOCHS) --out $(DEMO)/torch/dcgan
-	$(BIN)/gan-keras train dcgan --dataset digits --epochs $(DEMO_EPOCHS) --out $(DEMO)/keras/dcgan
-	$(BIN)/gan-parity check dcgan
+	$(BIN)/gan-torch train dcgan --dataset digits --epochs $(DCGAN_EPOCHS) --out $(DEMO)/torch/dcgan --quiet
+	$(BIN)/gan-keras train dcgan --dataset digits --epochs $(DCGAN_EPOCHS) --out $(DEMO)/keras/dcgan --quiet
+	$(BIN)/gan-torch train wgan_gp --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/torch/wgan_gp --quiet
+	$(BIN)/gan-keras train wgan_gp --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/keras/wgan_gp --quiet
+	$(BIN)/gan-torch train cgan --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/torch/cgan --quiet
+	$(BIN)/gan-keras train cgan --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/keras/cgan --quiet
+	$(BIN)/gan-parity check dcgan wgan_gp cgan
 
+# Every check of every model and preset, in float64 and float32.
 parity: $(STAMP)
-	$(BIN)/gan-parity check dcgan --dtype float64 float32
+	$(BIN)/gan-parity check dcgan wgan_gp cgan --dtype float64 float32
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,13 +35,26 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def field_comments(config_class: type) -> dict[str, str]:
+    """The comment after each field of a configuration dataclass (specs/models.py), to serve as its --help."""
+    comments: dict[str, str] = {}
+    for cls in reversed(config_class.__mro__[:-1]):
+        for line in inspect.getsource(cls).splitlines():
+            match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+            if match:
+                comments[match.group(1)] = match.group(2)
+    return comments
+
+
 def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
     """One flag per configuration field; None means: keep the preset's value."""
     config_class = type(next(iter(PRESETS[model].values())))
-    group = parser.add_argument_group("configuration (overrides the preset)")
+    comments = field_comments(config_class)
+    group = parser.add_argument_group("configuration (overrides the preset; see specs/models.py)")
     for field in dataclasses.fields(config_class):
         kind = parse_bool if field.type in (bool, "bool") else type(field.default)
-        group.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None, metavar=field.name.upper())
+        group.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None, metavar=field.name.upper(),
+                           help=comments.get(field.name, "").replace("%", "%%"))
 
 
 def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
