@@ -67,7 +67,6 @@ class ModelPair:
     losses: tuple[str, ...]  # the loss each network minimises, as named by `gan_losses`
     randomness: Callable[[Harness], dict[str, np.ndarray]]  # injected randomness of one train step
     checks: tuple[str, ...]  # the checks that apply
-    conditional: bool = False  # a batch is (images, one-hot labels)
 
 
 def dcgan_randomness(h: Harness) -> dict[str, np.ndarray]:
@@ -94,7 +93,7 @@ MODELS = {
     ),
     "cgan": ModelPair(
         torch_impl.cgan, keras_impl.cgan, "CGAN", networks=("generator", "critic"),
-        losses=("g_loss", "c_loss"), randomness=wgan_gp_randomness, checks=CHECKS, conditional=True,
+        losses=("g_loss", "c_loss"), randomness=wgan_gp_randomness, checks=CHECKS,
     ),
 }
 
@@ -246,7 +245,7 @@ class Harness:
     def real_batch(self):
         """What the trainer is fed: images in [-1, 1] (torch layout), with one-hot labels if conditional."""
         images = self.images(self.config.channels)
-        if not MODELS[self.model].conditional:
+        if not self.config.conditional:
             return images
         labels = self.rng.integers(0, self.config.num_classes, self.batch_size)
         return images, np.eye(self.config.num_classes, dtype=self.dtype)[labels]

@@ -148,3 +148,19 @@ def test_one_step_keras():
     unchanged = [v.path for a, v in zip(before, trainer.trainable_variables) if np.array_equal(a, v.numpy())]
     assert unchanged == [f"critic/conv{SMALL.num_blocks + 1}/bias"]
     assert int(trainer.c_optimizer.iterations) == SMALL.critic_steps and int(trainer.g_optimizer.iterations) == 1
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_cli_trains_one_epoch_on_fake(backend, tmp_path):
+    import keras_impl.train as keras_train
+    import torch_impl.train as torch_train
+
+    main = {"torch": torch_train.main, "keras": keras_train.main}[backend]
+    run = tmp_path / "run"
+    flags = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "64",
+             "--epochs", "1", "--quiet", "--out", str(run)]
+    assert main(["train", "wgan_gp", *flags]) == 0
+    header, row = (run / "losses.csv").read_text().splitlines()
+    assert header == "epoch,step,c_gp,c_loss,c_wass_loss,g_loss" and row.startswith("1,4,")
+    assert (run / "samples" / "epoch_0001.png").is_file() and (run / ("checkpoint.pt" if backend == "torch"
+                                                                       else "checkpoint.npz")).is_file()
