@@ -20,7 +20,16 @@ from specs import cli
 from specs.datasets import DatasetSpec, to_uint8
 from specs.images import save_grid, write_atomically
 from specs.models import conditioned_on
-from specs.runs import Run, RunError, SampleInputs, check_resumable, checkpoint_meta, sample_inputs, sample_request
+from specs.runs import (
+    Run,
+    RunError,
+    SampleInputs,
+    all_finite,
+    check_resumable,
+    checkpoint_meta,
+    sample_inputs,
+    sample_request,
+)
 
 BACKEND = "keras"
 CHECKPOINT = "checkpoint.npz"
@@ -86,7 +95,7 @@ class RunOutputs(keras.callbacks.Callback):
         self.diverged: str | None = None
 
     def on_train_batch_end(self, batch, logs=None):
-        if not all(np.isfinite(float(value)) for value in logs.values()):
+        if not all_finite(logs):
             self.diverged = f"batch {batch + 1}: " + ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
             self.model.stop_training = True
 

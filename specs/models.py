@@ -177,7 +177,7 @@ PRESETS = {"dcgan": DCGAN_PRESETS, "wgan_gp": WGAN_GP_PRESETS, "cgan": CGAN_PRES
 
 def conditioned_on(config, num_classes: int):
     """The configuration with the data set's number of classes, for conditional models; others unchanged."""
-    if not hasattr(config, "num_classes"):
+    if not config.conditional:
         return config
     return dataclasses.replace(config, num_classes=num_classes)
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from specs.datasets import to_uint8
 from specs.images import save_grid, write_atomically
+from specs.models import config_from_dict
 
 CHECKPOINT_BACKENDS = {"checkpoint.pt": "torch", "checkpoint.npz": "keras"}  # which backend writes which file
 
@@ -30,8 +31,9 @@ class RunError(Exception):
     """A run cannot start or continue as asked; the message says what to do (CLIs print it and exit 2)."""
 
 
-class TrainingDiverged(Exception):
-    """A loss became NaN or infinite; the last good checkpoint is kept."""
+def all_finite(logs: dict) -> bool:
+    """True when no logged value is NaN or infinite: the runs' stop condition, the same in both backends."""
+    return all(math.isfinite(float(value)) for value in logs.values())
 
 
 def fixed_noise(seed: int, count: int, latent_dim: int) -> np.ndarray:
@@ -70,8 +72,6 @@ def resolve_label(label: str, class_names: list[str]) -> int:
 
 def sample_request(meta: dict, model: str, num: int, seed: int, label: str | None):
     """The configuration a checkpoint was trained with, and the inputs of the grid that `sample` asks for."""
-    from specs.models import config_from_dict
-
     if meta["model"] != model:
         raise RunError(f"the checkpoint holds a {meta['model']} model, not {model}")
     config = config_from_dict(model, meta["config"])

@@ -8,7 +8,6 @@ are produced by the same hooks in both backends. `apply_gradients` mirrors `opti
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -93,8 +92,3 @@ class Trainer(nn.Module):
         for callback in callbacks:
             callback.on_train_end(logs)
         return history
-
-
-def all_finite(logs: dict[str, float]) -> bool:
-    """True when no logged value is NaN or infinite."""
-    return all(math.isfinite(value) for value in logs.values())

@@ -18,10 +18,19 @@ from specs import cli
 from specs.datasets import DatasetSpec, to_uint8
 from specs.images import save_grid, write_atomically
 from specs.models import conditioned_on
-from specs.runs import Run, RunError, SampleInputs, check_resumable, checkpoint_meta, sample_inputs, sample_request
+from specs.runs import (
+    Run,
+    RunError,
+    SampleInputs,
+    all_finite,
+    check_resumable,
+    checkpoint_meta,
+    sample_inputs,
+    sample_request,
+)
 from torch_impl import cgan, dcgan, wgan_gp
 from torch_impl.data import batches
-from torch_impl.loop import Callback, all_finite
+from torch_impl.loop import Callback
 
 BACKEND = "torch"
 CHECKPOINT = "checkpoint.pt"
