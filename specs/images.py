@@ -26,6 +26,9 @@ def to_pixels(image: Image.Image, image_size: int, channels: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8).reshape(image_size, image_size, channels)
 
 
+TEMP_SUFFIX = ".tmp"  # write_atomically's temp files are `.<target name>.<random>.tmp`, beside the target
+
+
 def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -35,23 +38,41 @@ def current_umask() -> int:
 def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call write(handle) on a temp file in the target's folder, then os.replace it onto the target.
 
-    On any error (or Ctrl-C) the temp file is removed and an existing target is left untouched.
+    On any error (or Ctrl-C) the temp file is removed and an existing target is left untouched; an OSError with
+    an errno names the target (error.filename), not the temp file. A process killed
+    mid-write (SIGKILL, power loss) leaves the target whole, old or new, and at most a stale temp file
+    `.<name>.<random>.tmp` (TEMP_SUFFIX) beside it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}."  # hidden, and named after its target
-    handle = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".tmp", dir=path.parent, delete=False)
+    name = None
     try:
-        with handle:
+        with tempfile.NamedTemporaryFile(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent, delete=False) as handle:
+            name = handle.name
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o666 & ~current_umask())  # temp files are 0600; give the usual permissions
-        os.replace(handle.name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
+        os.chmod(name, 0o666 & ~current_umask())  # temp files are 0600; give the usual permissions
+        os.replace(name, path)
+    except BaseException as error:
+        if name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+        if isinstance(error, OSError) and error.errno is not None and error.filename in (None, name):
+            error.filename = str(path)  # name the target, not the temp file (os.replace's error names both)
         raise
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a rename in it survives a power loss (where the platform allows it)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def grid(images_u8: np.ndarray, rows: int | None = None, padding: int = 2) -> np.ndarray:

@@ -4,27 +4,37 @@
   <out>/losses.csv, losses.png   one row per epoch: epoch, step, and the trainer's metrics (means over the epoch)
   <out>/tensorboard/             event files, written by each backend's own writer
   <out>/checkpoint.pt | .npz     networks, optimisers, epoch, step and RNG state, written atomically
-A run refuses to start where it would overwrite another run's checkpoint (unless resuming it), and checks that
-it can write its folder before any training starts.
+A run refuses to start where it would overwrite another run's checkpoint (unless resuming it), checks that it
+can write its folder before it reads any data (creating nothing), and that the disk has room for what it will write
+before training starts. Every file but TensorBoard's is written atomically: a run killed at any moment leaves
+whole files (and at most stale temp files, which the next run in the folder removes), and a failed write keeps the
+last checkpoint. TensorBoard's event files are appended to; its reader skips a record cut short by a kill.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import math
 import os
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from specs.datasets import to_uint8
-from specs.images import save_grid, write_atomically
-from specs.models import config_from_dict
+from specs.images import TEMP_SUFFIX, save_grid, write_atomically
+from specs.models import ConfigError, config_from_dict
 
 CHECKPOINT_BACKENDS = {"checkpoint.pt": "torch", "checkpoint.npz": "keras"}  # which backend writes which file
+BACKEND_CHECKPOINTS = {backend: name for name, backend in CHECKPOINT_BACKENDS.items()}
+SPACE_SAFETY = 1.5  # free space asked for, as a multiple of the estimate of what a run writes
 
 
 class RunError(Exception):
@@ -72,9 +82,10 @@ def resolve_label(label: str, class_names: list[str]) -> int:
 
 def sample_request(meta: dict, model: str, num: int, seed: int, label: str | None):
     """The configuration a checkpoint was trained with, and the inputs of the grid that `sample` asks for."""
-    if meta["model"] != model:
-        raise RunError(f"the checkpoint holds a {meta['model']} model, not {model}")
-    config = config_from_dict(model, meta["config"])
+    if meta.get("model") != model:
+        raise RunError(f"the checkpoint holds a {meta.get('model')} model, not {model}; "
+                       f"sample it as {meta.get('model')}: `sample {meta.get('model')} --checkpoint ...`")
+    config = checkpoint_config(meta, model)
     if label is not None and not config.conditional:
         raise RunError(f"--label needs a conditional model (cgan); {model} draws no chosen class")
     if label is not None:
@@ -90,20 +101,152 @@ def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, dat
 
 def check_resumable(meta: dict, backend: str, model: str, config, data: dict) -> None:
     """Refuse a checkpoint of another backend, model, configuration or data set (the number of epochs may grow)."""
-    if meta["backend"] != backend:
-        raise RunError(f"the checkpoint was written by the {meta['backend']} backend, not {backend}; "
-                       f"convert it with `gan-parity convert` or resume with gan-{meta['backend']}")
-    if meta["model"] != model:
-        raise RunError(f"the checkpoint holds a {meta['model']} model, not {model}")
-    ours = {key: value for key, value in dataclasses.asdict(config).items() if key != "epochs"}
-    theirs = {key: value for key, value in meta["config"].items() if key != "epochs"}
-    if ours != theirs:
-        changed = [f"{key}: {theirs.get(key)} -> {value}" for key, value in ours.items() if value != theirs.get(key)]
-        raise RunError(f"the checkpoint was trained with another configuration ({', '.join(changed)}); "
+    if meta.get("backend") != backend:
+        found = meta.get("backend")
+        raise RunError(f"the checkpoint was written by the {found} backend, not {backend}; resume it with "
+                       f"gan-{found}, or {convert_advice('CHECKPOINT', backend, 'PATH')}")
+    if meta.get("model") != model:
+        raise RunError(f"the checkpoint holds a {meta.get('model')} model, not {model}; resume it with "
+                       f"gan-{backend} train {meta.get('model')} --resume, or start a new run in another --out")
+    changed = differences(meta["config"], dataclasses.asdict(config), ignore=("epochs",))
+    if changed:
+        raise RunError(f"the checkpoint was trained with another configuration ({changed}); "
                        "pass the flags it was trained with, or start a new run in another --out")
-    if meta.get("data") != data:
-        raise RunError(f"the checkpoint was trained on {meta.get('data')}, not {data}; pass the --dataset and "
-                       "--seed it was trained with, or start a new run in another --out")
+    changed = differences(meta.get("data") or {}, data)
+    if changed:
+        raise RunError(f"the checkpoint was trained on other data ({changed}); pass the --dataset and --seed it "
+                       "was trained with, or start a new run in another --out")
+
+
+def differences(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> str:
+    """'key: old -> new, ...' for every key whose value differs (a key missing on one side reads None)."""
+    keys = [key for key in {**old, **new} if key not in ignore and old.get(key) != new.get(key)]
+    return ", ".join(f"{key}: {short(old.get(key))} -> {short(new.get(key))}" for key in keys)
+
+
+def short(value: object, limit: int = 60) -> str:
+    """A value on one line of at most `limit` characters."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def checkpoint_config(meta: dict, model: str):
+    """The configuration a checkpoint records, rebuilt; RunError when this version cannot build it."""
+    try:
+        return config_from_dict(model, meta["config"])
+    except (TypeError, KeyError, ConfigError) as error:
+        raise RunError(f"the checkpoint's {model} configuration does not fit this version ({short(error, 160)}); "
+                       "use the version that wrote it, or train again") from None
+
+
+# ------------------------------------------------------------------------------------ Checkpoints of a backend
+
+
+def checkpoint_backend(path: Path) -> str | None:
+    """Which backend wrote a checkpoint file, from its contents (both are zip archives); None when neither."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if "meta.npy" in names:
+        return "keras"
+    if any(name.endswith("/data.pkl") for name in names):
+        return "torch"
+    return None
+
+
+def convert_advice(checkpoint: Path | str, backend: str, out: Path | str) -> str:
+    """What turns another backend's checkpoint into one of `backend`: the parity layer's converter."""
+    return f"convert it with `gan-parity convert {checkpoint} --to {backend} --out {out}`"
+
+
+def foreign_checkpoint(path: Path, found: str, backend: str, command: str) -> RunError:
+    """The error for a checkpoint of the `found` backend handed to gan-`backend` `command` (train, sample)."""
+    converted = path.with_name(BACKEND_CHECKPOINTS[backend])
+    return RunError(f"{path} is a checkpoint of the {found} backend, not {backend}; use gan-{found} {command}, "
+                    f"or {convert_advice(path, backend, converted)}")
+
+
+def unreadable_checkpoint(path: Path, backend: str, error: Exception) -> RunError:
+    """The error for a checkpoint file that gan-`backend` cannot read: another backend's, or a damaged one."""
+    found = checkpoint_backend(path)
+    if found is not None and found != backend:
+        return foreign_checkpoint(path, found, backend, "train or sample")
+    return RunError(f"cannot read the checkpoint {path} ({short(error, 160)}); it is damaged or not a checkpoint "
+                    f"of gan-{backend}: point to another one, or start a new run in another --out")
+
+
+def find_checkpoint(checkpoint: Path, backend: str) -> Path:
+    """The checkpoint file that `sample --checkpoint` names (a run folder or the file); RunError saying what is
+    there instead, e.g. a run folder of the other backend."""
+    name = BACKEND_CHECKPOINTS[backend]
+    path = checkpoint / name if checkpoint.is_dir() else checkpoint
+    if path.is_file():
+        return path
+    for other_name, other in CHECKPOINT_BACKENDS.items():
+        if other != backend and checkpoint.is_dir() and (checkpoint / other_name).is_file():
+            raise foreign_checkpoint(checkpoint / other_name, other, backend, "sample")
+    raise RunError(f"no checkpoint at {path}; pass a run folder of gan-{backend} or its {name}")
+
+
+# ---------------------------------------------------------------------------------------------- Disk, folders
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The path itself when it exists, else its nearest existing parent (a file where a folder should be, too)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(folder: Path) -> None:
+    """Prove that `folder` can be created and written, leaving nothing behind: write, fsync and remove a probe
+    file in it, or, when it does not exist yet, in a temporary folder made where its first missing part would go."""
+    base = existing_ancestor(folder)
+    probe_folder = None
+    try:
+        if not base.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{base} is a file, not a folder")
+        if base != Path(os.path.abspath(folder)):
+            probe_folder = tempfile.mkdtemp(prefix=".gan-parity-probe-", dir=base)
+        descriptor, probe = tempfile.mkstemp(prefix=".gan-parity-probe-", suffix=TEMP_SUFFIX,
+                                             dir=probe_folder or base)
+        try:
+            os.write(descriptor, b"\0" * 4096)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+            os.unlink(probe)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if probe_folder is None and base.is_dir() and base != Path(os.path.abspath(folder)):
+            reason = f"cannot create it in {base} ({reason})"
+        raise RunError(f"cannot write to the output folder {folder}: {reason}; "
+                       "choose another --out, or make it writable") from None
+    finally:
+        if probe_folder is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(probe_folder)
+
+
+def space_needed(config, parameter_bytes: int, epochs: int) -> int:
+    """Bytes a run of `epochs` more epochs may write, estimated from above (before SPACE_SAFETY):
+    two checkpoints at once (the last one and its atomic replacement), each the networks' bytes three times
+    (weights, and Adam's two moments per weight), an uncompressed sample grid per epoch, the plot and the logs."""
+    checkpoint = 3 * parameter_bytes
+    grid = len(sample_inputs(config, 0).z) * (config.image_size + 2) ** 2 * config.channels
+    return 2 * checkpoint + max(epochs, 0) * (grid + 16 * 1024) + 2 * 1024 * 1024
+
+
+def size(count: float) -> str:
+    """Bytes for people: 512 B, 3.2 MB, 1.5 GB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
 
 
 @dataclass(frozen=True)
@@ -124,24 +267,60 @@ class Run:
         return self.out / "tensorboard"
 
     def prepare(self, resume: bool) -> None:
-        """Create the folder, prove it writable, and refuse to overwrite a checkpoint unless resuming it."""
-        try:
-            (self.out / "samples").mkdir(parents=True, exist_ok=True)
-            write_atomically(self.out / ".write-test", lambda handle: handle.write(b"ok"))
-            os.unlink(self.out / ".write-test")
-        except OSError as error:
-            raise RunError(f"cannot write to the output folder {self.out}: {error.strerror or error}; "
-                           "choose another --out or free some space") from None
+        """Before any data is read: prove the folder writable, refuse to overwrite a checkpoint unless resuming it.
+        Creates nothing (the first write creates the folder); removes the temp files of a run killed mid-write."""
+        check_writable(self.out)
         foreign = [name for name in CHECKPOINT_BACKENDS if name != self.checkpoint_name and (self.out / name).exists()]
         if foreign and not self.checkpoint.exists():  # never resume, nor overwrite, another backend's run
             backend = CHECKPOINT_BACKENDS[foreign[0]]
+            convert = convert_advice(self.out / foreign[0], CHECKPOINT_BACKENDS[self.checkpoint_name], self.checkpoint)
             raise RunError(f"{self.out} holds a run of the {backend} backend ({foreign[0]}); continue it with "
-                           f"gan-{backend} train --resume, or choose another --out")
+                           f"gan-{backend} train --resume, {convert}, or choose another --out")
         if resume and not self.checkpoint.exists():
             raise RunError(f"nothing to resume: {self.checkpoint} does not exist; run without --resume")
         if not resume and self.checkpoint.exists():
             raise RunError(f"{self.out} already holds a run ({self.checkpoint.name}); pass --resume to continue it, "
                            "or choose another --out")
+        self.remove_temp_files()
+
+    def remove_temp_files(self) -> None:
+        """Delete the temp files that a run killed in the middle of an atomic write left behind (never a target)."""
+        for folder in (self.out, self.out / "samples"):
+            for path in folder.glob(f".*{TEMP_SUFFIX}"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def check_space(self, config, parameter_bytes: int, epochs: int) -> None:
+        """Refuse to start training when the disk lacks room for what `epochs` more epochs write (space_needed)."""
+        needed = int(SPACE_SAFETY * space_needed(config, parameter_bytes, epochs))
+        where = existing_ancestor(self.out)
+        free = shutil.disk_usage(where).free
+        if free < needed:
+            epochs_text = f"{epochs} epoch{'s' * (epochs != 1)}"
+            raise RunError(f"not enough free space for the run in {self.out}: it needs about {size(needed)} "
+                           f"({epochs_text} of samples and checkpoints), {size(free)} is free there; free some "
+                           "space, or choose an --out on another disk")
+
+    @contextlib.contextmanager
+    def saving(self):
+        """Around an epoch's writes: a failed write (disk full, folder gone) becomes a RunError that says which
+        file failed and that the last checkpoint is intact (every write is atomic: a failed one changes nothing)."""
+        try:
+            yield
+        except OSError as error:
+            target = error.filename2 or error.filename or self.out
+            kept = (f"the last checkpoint {self.checkpoint} is intact: free some space, then continue with --resume"
+                    if self.checkpoint.exists() else "no checkpoint was written yet: free some space and start again")
+            raise RunError(f"cannot write {target}: {error.strerror or error}; {kept}") from None
+
+    def diverged_message(self, what: str) -> str:
+        """The line a run prints when it stops at a value that is not finite: what, and what is kept."""
+        if self.checkpoint.exists():  # resuming it with another learning rate is refused: a new run is needed
+            kept = (f"the last good checkpoint is kept in {self.checkpoint}; a lower --learning-rate may help, "
+                    "in a new run (another --out)")
+        else:
+            kept = "no epoch finished, so no checkpoint was written; a lower --learning-rate may help"
+        return f"training stopped, {what}; {kept}"
 
     def save_samples(self, epoch: int, images: np.ndarray, rows: int | None = None) -> Path:
         """Write generated images in [-1, 1], (N, H, W, C), as samples/epoch_XXXX.png (epoch counted from 1)."""
