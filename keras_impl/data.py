@@ -5,12 +5,14 @@ Batch order is `spec.batch_order(epoch, ...)`: the same seed gives the same batc
 Scaling: x in 0..255 -> (x - 127.5) / 127.5 in float32, bitwise equal to `specs.datasets.to_unit`.
 Layout: (N, H, W, C), as Keras convolutions expect and as the cache stores it; torch_impl transposes to NCHW.
 Full batches only (the remainder of an epoch is dropped), so every batch has the same static shape.
+With several replicas (keras_impl/distributed.py) each reads its own part of every global batch of that order.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_impl.distributed import local_batch, shard
 from specs.datasets import Cached, DatasetSpec
 
 
@@ -36,30 +38,40 @@ def batches(
     first_epoch: int = 0,
     epochs: int = 1,
     one_hot: bool = False,
-) -> tf.data.Dataset:
+) -> tf.data.Dataset | tf.distribute.DistributedDataset:
     """The batches of epochs first_epoch, ..., first_epoch + epochs - 1, one epoch after the other: images
     float32 (N, H, W, C) in [-1, 1], or (images, one-hot float32 labels). A tf.data.Dataset of known length.
 
     One dataset for the whole run: `keras.Model.fit(dataset, steps_per_epoch=num_batches, initial_epoch=
     first_epoch, epochs=first_epoch + epochs)` walks it across the epochs, with num_batches = N // batch_size.
     Raises DataError (at the call, not inside tf.data) when the data set is smaller than one batch.
+    With several replicas, a tf.distribute dataset: each input pipeline yields its replicas' parts of every batch.
     """
     order = spec.batch_order(first_epoch, len(data.labels), batch_size)  # int64 (num_batches, batch_size)
+    size = local_batch(batch_size)  # images per replica: all of them on one device
 
-    def uint8_batches():
-        for epoch in range(first_epoch, first_epoch + epochs):
-            for indices in spec.batch_order(epoch, len(data.labels), batch_size):
-                yield data.images[indices], data.labels[indices]
+    def pipeline(context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        def sharded(epoch_order):  # this input pipeline's parts of every batch: all of it on one device
+            return epoch_order if context is None else shard(epoch_order, context)
 
-    height, width, channels = data.images.shape[1:]
-    signature = (
-        tf.TensorSpec((batch_size, height, width, channels), tf.uint8),
-        tf.TensorSpec((batch_size,), tf.int64),
-    )
-    dataset = tf.data.Dataset.from_generator(uint8_batches, output_signature=signature)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(order) * epochs))
-    dataset = dataset.map(
-        lambda images, labels: to_batch(images, labels, data.num_classes, one_hot),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        def uint8_batches():
+            for epoch in range(first_epoch, first_epoch + epochs):
+                for indices in sharded(spec.batch_order(epoch, len(data.labels), batch_size)):
+                    yield data.images[indices], data.labels[indices]
+
+        height, width, channels = data.images.shape[1:]
+        signature = (
+            tf.TensorSpec((size, height, width, channels), tf.uint8),
+            tf.TensorSpec((size,), tf.int64),
+        )
+        dataset = tf.data.Dataset.from_generator(uint8_batches, output_signature=signature)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(sharded(order)) * epochs))
+        dataset = dataset.map(
+            lambda images, labels: to_batch(images, labels, data.num_classes, one_hot),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    if size == batch_size:
+        return pipeline()
+    return tf.distribute.get_strategy().distribute_datasets_from_function(pipeline)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from keras_impl.distributed import global_batch, replica_part, replica_share
 from specs.models import DCGANConfig, GANConfig
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -119,11 +120,13 @@ class DCGAN(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")}
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        kwargs.setdefault("optimizer", None)  # no Keras default (RMSprop) beside the two optimisers that train
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer or adam(self.config)
         self.g_optimizer = g_optimizer or adam(self.config)
         self.d_optimizer.build(self.discriminator.trainable_variables)  # state exists before the first step,
         self.g_optimizer.build(self.generator.trainable_variables)  # as in torch: checkpoints can restore it
+        self.built = True  # G and D are built (keras.Input): fit under tf.distribute needs no symbolic build
 
     @property
     def metrics(self):
@@ -152,14 +155,16 @@ class DCGAN(keras.Model):
         return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits, "fake_logits": fake_logits}
 
     def train_step(self, real, z=None, label_noise=None):
-        z, label_noise = self.sample_noise(ops.shape(real)[0], z, label_noise)
+        z, label_noise = self.sample_noise(global_batch(ops.shape(real)[0]), z, label_noise)  # the global batch's,
+        z, label_noise = replica_part(z, 0), replica_part(label_noise, 1)  # of which this replica keeps its part
         d_params = self.discriminator.trainable_weights
         g_params = self.generator.trainable_weights
         if self.config.update_order == "simultaneous":
             with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
                 out = self.gan_losses(real, z, label_noise)
-            d_grads = d_tape.gradient(out["d_loss"], d_params)
-            g_grads = g_tape.gradient(out["g_loss"], g_params)
+                d_share, g_share = replica_share(out["d_loss"]), replica_share(out["g_loss"])  # of the global losses
+            d_grads = d_tape.gradient(d_share, d_params)
+            g_grads = g_tape.gradient(g_share, g_params)
             self.d_optimizer.apply_gradients(zip(d_grads, d_params))
             self.g_optimizer.apply_gradients(zip(g_grads, g_params))
             d_loss, g_loss, real_logits, fake_logits = (
@@ -173,11 +178,13 @@ class DCGAN(keras.Model):
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
                 d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
-            d_grads = d_tape.gradient(d_loss, d_params)
+                d_share = replica_share(d_loss)
+            d_grads = d_tape.gradient(d_share, d_params)
             self.d_optimizer.apply_gradients(zip(d_grads, d_params))
             with g_tape:  # the G tape resumes: a fresh pass through the updated D
                 g_loss = generator_loss(self.discriminator(fake, training=True))
-            g_grads = g_tape.gradient(g_loss, g_params)
+                g_share = replica_share(g_loss)
+            g_grads = g_tape.gradient(g_share, g_params)
             self.g_optimizer.apply_gradients(zip(g_grads, g_params))
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_impl.dcgan import Generator, adam
+from keras_impl.distributed import global_batch, replica_part, replica_share
 from specs.models import WGANGPConfig
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -78,11 +79,13 @@ class WGANGP(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("c_loss", "c_wass_loss", "c_gp", "g_loss")}
 
     def compile(self, c_optimizer=None, g_optimizer=None, **kwargs):
+        kwargs.setdefault("optimizer", None)  # no Keras default (RMSprop) beside the two optimisers that train
         super().compile(**kwargs)
         self.c_optimizer = c_optimizer or adam(self.config)
         self.g_optimizer = g_optimizer or adam(self.config)
         self.c_optimizer.build(self.critic.trainable_variables)  # state exists before the first step,
         self.g_optimizer.build(self.generator.trainable_variables)  # as in torch: checkpoints can restore it
+        self.built = True  # G and C are built (keras.Input): fit under tf.distribute needs no symbolic build
 
     @property
     def metrics(self):
@@ -136,18 +139,21 @@ class WGANGP(keras.Model):
 
     def train_step(self, data, z=None, alpha=None):
         real, labels = self.split_batch(data)
-        z, alpha = self.sample_noise(ops.shape(real)[0], z, alpha)
+        z, alpha = self.sample_noise(global_batch(ops.shape(real)[0]), z, alpha)  # the global batch's,
+        z, alpha = replica_part(z, 1), replica_part(alpha, 1)  # of which this replica keeps its part
         c_params = self.critic.trainable_weights
         g_params = self.generator.trainable_weights
         for step in range(self.config.critic_steps):
             fake = self.generate(z[step], labels)  # fresh z for every critic step
             with tf.GradientTape() as c_tape:
                 out = self.critic_losses(real, fake, alpha[step], labels)
-            c_grads = c_tape.gradient(out["c_loss"], c_params)
+                c_share = replica_share(out["c_loss"])  # this replica's share of the global loss
+            c_grads = c_tape.gradient(c_share, c_params)
             self.c_optimizer.apply_gradients(zip(c_grads, c_params))
         with tf.GradientTape() as g_tape:
             g_loss = generator_loss(self.score(self.generate(z[-1], labels), labels))
-        g_grads = g_tape.gradient(g_loss, g_params)
+            g_share = replica_share(g_loss)
+        g_grads = g_tape.gradient(g_share, g_params)
         self.g_optimizer.apply_gradients(zip(g_grads, g_params))
         for name, value in (out | {"g_loss": g_loss}).items():
             self.trackers[name].update_state(value)

@@ -5,6 +5,7 @@ Batch order is `spec.batch_order(epoch, ...)`: the same seed gives the same batc
 Scaling: x in 0..255 -> (x - 127.5) / 127.5 in float32, bitwise equal to `specs.datasets.to_unit`.
 Layout: (N, C, H, W), as torch convolutions expect; the cache (and keras_impl) keep (N, H, W, C).
 Full batches only (the remainder of an epoch is dropped), so every batch has the same static shape.
+With several processes (torch_impl/distributed.py) each reads its own part of every global batch of that order.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from specs.datasets import Cached, DatasetSpec
+from torch_impl.distributed import shard
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -47,6 +49,7 @@ def batches(
     Raises DataError (at the call, not at the first batch) when the data set is smaller than one batch.
     """
     order = spec.batch_order(epoch, len(data.labels), batch_size)  # int64 (num_batches, batch_size)
+    order = shard(order)  # this process's part of every batch: all of it in one process
 
     def uint8_batches():
         for indices in order:

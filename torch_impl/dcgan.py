@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from specs.models import DCGANConfig, GANConfig, torch_bn_momentum, torch_leaky_slope
+from torch_impl.distributed import global_batch, replica_part, replica_share
 from torch_impl.loop import Trainer, apply_gradients, keras_default_init
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -139,13 +140,15 @@ class DCGAN(Trainer):
         return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits, "fake_logits": fake_logits}
 
     def train_step(self, real, z=None, label_noise=None) -> dict[str, torch.Tensor]:
-        z, label_noise = self.sample_noise(real.shape[0], z, label_noise)
+        z, label_noise = self.sample_noise(global_batch(real.shape[0]), z, label_noise)  # the global batch's,
+        z, label_noise = replica_part(z, 0), replica_part(label_noise, 1)  # of which this replica keeps its part
         d_params = list(self.discriminator.parameters())
         g_params = list(self.generator.parameters())
         if self.config.update_order == "simultaneous":
             out = self.gan_losses(real, z, label_noise)
-            d_grads = torch.autograd.grad(out["d_loss"], d_params, retain_graph=True)
-            g_grads = torch.autograd.grad(out["g_loss"], g_params)
+            d_share, g_share = replica_share(out["d_loss"]), replica_share(out["g_loss"])  # of the global losses
+            d_grads = torch.autograd.grad(d_share, d_params, retain_graph=True)
+            g_grads = torch.autograd.grad(g_share, g_params)
             apply_gradients(self.d_optimizer, zip(d_grads, d_params))
             apply_gradients(self.g_optimizer, zip(g_grads, g_params))
             d_loss, g_loss, real_logits, fake_logits = (
@@ -157,10 +160,12 @@ class DCGAN(Trainer):
             real_logits = self.discriminator(real)
             fake_logits = self.discriminator(fake.detach())
             d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
-            d_grads = torch.autograd.grad(d_loss, d_params)
+            d_share = replica_share(d_loss)
+            d_grads = torch.autograd.grad(d_share, d_params)
             apply_gradients(self.d_optimizer, zip(d_grads, d_params))
             g_loss = generator_loss(self.discriminator(fake))  # a fresh pass through the updated D
-            g_grads = torch.autograd.grad(g_loss, g_params)
+            g_share = replica_share(g_loss)
+            g_grads = torch.autograd.grad(g_share, g_params)
             apply_gradients(self.g_optimizer, zip(g_grads, g_params))
         return {
             "d_loss": d_loss.detach(),

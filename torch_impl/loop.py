@@ -4,6 +4,9 @@
 Keras's `Mean` trackers do), shows a tqdm bar, and calls callbacks with Keras's method names, so a run's outputs
 are produced by the same hooks in both backends. `apply_gradients` mirrors `optimizer.apply_gradients`, and
 `keras_default_init` gives torch layers the initialisation that Keras layers have by default.
+With several replicas (torch_impl/distributed.py) this file also does what Keras does under tf.distribute: the
+optimizer step sums the gradients over the replicas, `fit` logs the mean of the replicas' metrics, and
+`SyncBatchNorm` is BatchNorm on the global batch (Keras: `BatchNormalization(synchronized=True)`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
@@ -24,10 +28,88 @@ def keras_default_init(module: nn.Module) -> None:
 
 
 def apply_gradients(optimizer: torch.optim.Optimizer, grads_and_params: Iterable) -> None:
-    """Set each parameter's gradient and take one optimizer step (Keras: `optimizer.apply_gradients`)."""
-    for grad, param in grads_and_params:
+    """Set each parameter's gradient and take one optimizer step (Keras: `optimizer.apply_gradients`); with several
+    replicas the gradients are first summed over them, as Keras's optimizer sums them under tf.distribute."""
+    grads, params = zip(*grads_and_params)
+    for grad, param in zip(sum_over_replicas(list(grads)), params):
         param.grad = grad
     optimizer.step()
+
+
+# ------------------------------------------------------------------------------------------------- Replicas
+
+
+def replica_count() -> int:
+    """The number of processes training together (torch_impl/distributed.py); 1 without torchrun."""
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def sum_over_replicas(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Every tensor summed over the replicas, all in one all-reduce; the tensors themselves in one process."""
+    if replica_count() == 1:
+        return tensors
+    flat = torch.cat([tensor.detach().reshape(-1) for tensor in tensors])
+    dist.all_reduce(flat)
+    return [part.view_as(tensor) for part, tensor in zip(flat.split([t.numel() for t in tensors]), tensors)]
+
+
+def mean_over_replicas(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each logged value averaged over the replicas (Keras's `fit` takes the mean of the replicas' results), so
+    every replica logs, and stops at a NaN, alike."""
+    count = replica_count()
+    if count == 1:
+        return values
+    (total,) = sum_over_replicas([torch.stack([value.detach().double() for value in values.values()])])
+    return dict(zip(values, total / count))
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the replicas, differentiable: the gradient of a sum over replicas is the sum of the gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(grad)
+
+
+class SyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d that, in training mode with several replicas, normalises with the mean and biased variance of
+    the global batch and tracks its running statistics from them (torch's own running-variance convention:
+    unbiased, n / (n - 1)). Keras: `BatchNormalization(synchronized=True)`. torch.nn.SyncBatchNorm refuses CPU
+    tensors; this one sums with differentiable all-reduces, so gloo (CPU) carries it as NCCL does."""
+
+    @classmethod
+    def from_batch_norm(cls, layer: nn.BatchNorm2d) -> SyncBatchNorm:
+        """The same layer, synchronised: its parameters and buffers are shared, not copied."""
+        sync = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
+                   track_running_stats=layer.track_running_stats, device="meta")
+        sync.weight, sync.bias = layer.weight, layer.bias
+        for name, buffer in layer.named_buffers(recurse=False):
+            setattr(sync, name, buffer)
+        sync.train(layer.training)
+        return sync
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or replica_count() == 1:
+            return super().forward(x)
+        count = x.shape[0] * x.shape[2] * x.shape[3] * replica_count()  # every replica has the same batch size
+        mean = _AllReduceSum.apply(x.sum(dim=(0, 2, 3))) / count
+        centered = x - mean[:, None, None]
+        variance = _AllReduceSum.apply(centered.square().sum(dim=(0, 2, 3))) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(variance * count / (count - 1), self.momentum)
+        scale = torch.rsqrt(variance + self.eps)
+        if self.affine:
+            return centered * (self.weight * scale)[:, None, None] + self.bias[:, None, None]
+        return centered * scale[:, None, None]
 
 
 class Callback:
@@ -73,7 +155,7 @@ class Trainer(nn.Module):
             sums: dict[str, float] = {}
             progress = tqdm(batches(epoch), f"Epoch {epoch + 1}/{epochs}", steps_per_epoch, disable=not verbose)
             for step, batch in enumerate(progress, start=1):
-                values = {name: float(value) for name, value in self.train_step(batch).items()}
+                values = {name: float(value) for name, value in mean_over_replicas(self.train_step(batch)).items()}
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value
                 logs = {name: total / step for name, total in sums.items()}

@@ -18,6 +18,7 @@ from torch import nn
 
 from specs.models import WGANGPConfig, torch_leaky_slope
 from torch_impl.dcgan import Generator, adam
+from torch_impl.distributed import global_batch, replica_part, replica_share
 from torch_impl.loop import Trainer, apply_gradients, keras_default_init
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -125,16 +126,19 @@ class WGANGP(Trainer):
 
     def train_step(self, data, z=None, alpha=None) -> dict[str, torch.Tensor]:
         real, labels = self.split_batch(data)
-        z, alpha = self.sample_noise(real.shape[0], z, alpha)
+        z, alpha = self.sample_noise(global_batch(real.shape[0]), z, alpha)  # the global batch's,
+        z, alpha = replica_part(z, 1), replica_part(alpha, 1)  # of which this replica keeps its part
         c_params = list(self.critic.parameters())
         g_params = list(self.generator.parameters())
         for step in range(self.config.critic_steps):
             with torch.no_grad():
                 fake = self.generate(z[step], labels)  # fresh z for every critic step
             out = self.critic_losses(real, fake, alpha[step], labels)
-            c_grads = torch.autograd.grad(out["c_loss"], c_params)
+            c_share = replica_share(out["c_loss"])  # this replica's share of the global loss
+            c_grads = torch.autograd.grad(c_share, c_params)
             apply_gradients(self.c_optimizer, zip(c_grads, c_params))
         g_loss = generator_loss(self.score(self.generate(z[-1], labels), labels))
-        g_grads = torch.autograd.grad(g_loss, g_params)
+        g_share = replica_share(g_loss)
+        g_grads = torch.autograd.grad(g_share, g_params)
         apply_gradients(self.g_optimizer, zip(g_grads, g_params))
         return {name: value.detach() for name, value in out.items()} | {"g_loss": g_loss.detach()}
