@@ -8,6 +8,10 @@ A check builds a fresh pair of trainers from one configuration, copies the torch
   gradients   every parameter's gradient of its network's loss (a gradient missing on one side fails)
   gradient_penalty   (WGAN-GP, CGAN) the penalty's value and its gradient in every critic parameter
   trajectory  every weight and running statistic after K full train steps (dropout 0); all must stay finite
+  randomness  what each trainer draws itself when nothing is injected: same shapes, same distributions (moments
+              and quantiles of a large draw); the other checks inject randomness, so this one checks the samplers
+  batch_independence   (WGAN-GP, CGAN) a sample's critic score in training mode does not depend on the rest of its
+              batch, in each framework: the per-sample gradient penalty assumes it (no BatchNorm in a critic)
 Each check reports the max abs diff, and judges the max scaled diff: per tensor, max |torch - keras| divided by
 max(1, max |keras|), i.e. absolute for tensors within [-1, 1] and relative to the tensor's magnitude beyond.
 NaN or inf positions must match exactly; a NaN against a number fails. Dropout masks can never agree across
@@ -41,8 +45,11 @@ import torch_impl.wgan_gp
 from parity import convert
 from specs.models import torch_bn_momentum
 
-CHECKS = ("shapes", "forward", "losses", "gradients", "gradient_penalty", "trajectory")
-TRAINING_CHECKS = ("losses", "gradients", "gradient_penalty", "trajectory")  # run with dropout 0
+CHECKS = ("shapes", "forward", "losses", "gradients", "gradient_penalty", "trajectory", "randomness",
+          "batch_independence")
+TRAINING_CHECKS = ("losses", "gradients", "gradient_penalty", "trajectory", "batch_independence")  # dropout 0
+CRITIC_ONLY = ("gradient_penalty", "batch_independence")
+RANDOMNESS_BATCH = 8192  # the batch size of the randomness check's draw: at least 16k values per tensor
 
 # Tolerances on the max scaled diff. float64 proves the mathematics equal (round-off only). float32 shows what users
 # see: forward and losses within 1e-5. Gradients through training-mode BatchNorm lose about three digits in float32
@@ -50,10 +57,12 @@ TRAINING_CHECKS = ("losses", "gradients", "gradient_penalty", "trajectory")  # r
 # float64 gradient), and Adam turns a relative difference in a gradient into a difference in a step of size up to
 # the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
 TOLERANCES = {
-    "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0},
+    "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0, "randomness": 0.05},
     "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "gradient_penalty": 1e-5,
-                "trajectory": 2e-2},
+                "trajectory": 2e-2, "randomness": 0.05, "batch_independence": 1e-5},
 }
+# The randomness check compares statistics of two independent draws: with >= 16k values per tensor their standard
+# errors are below 0.01, so 0.05 separates sampling noise from a wrong distribution (U(0, 1) against N(0, 1): 0.7).
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,8 @@ class ModelPair:
     trainer: str  # class name of the trainer in both modules
     networks: tuple[str, ...]  # trainer attributes holding the networks, generator first
     losses: tuple[str, ...]  # the loss each network minimises, as named by `gan_losses`
-    randomness: Callable[[Harness], dict[str, np.ndarray]]  # injected randomness of one train step
+    randomness: Callable[[Harness], dict[str, np.ndarray]]  # injected randomness of one train step, in the
+    # order the trainers' own `sample_noise(batch_size)` returns it
     checks: tuple[str, ...]  # the checks that apply
 
 
@@ -85,7 +95,7 @@ MODELS = {
     "dcgan": ModelPair(
         torch_impl.dcgan, keras_impl.dcgan, "DCGAN", networks=("generator", "discriminator"),
         losses=("g_loss", "d_loss"), randomness=dcgan_randomness,
-        checks=tuple(name for name in CHECKS if name != "gradient_penalty"),
+        checks=tuple(name for name in CHECKS if name not in CRITIC_ONLY),
     ),
     "wgan_gp": ModelPair(
         torch_impl.wgan_gp, keras_impl.wgan_gp, "WGANGP", networks=("generator", "critic"),
@@ -199,15 +209,15 @@ class Harness:
     torch_trainer: object = None
     keras_trainer: object = None
     table: list = None
+    epsilon_hooks: list = None  # handles of the keras_epsilon_rule hooks on the torch optimisers
 
     def __post_init__(self) -> None:
         pair = MODELS[self.model]
         torch.manual_seed(self.seed)
         self.torch_trainer = getattr(pair.torch_module, pair.trainer)(self.config, seed=self.seed)
         self.torch_trainer.to(getattr(torch, self.dtype))
-        for value in vars(self.torch_trainer).values():
-            if isinstance(value, torch.optim.Adam):
-                value.register_step_pre_hook(keras_epsilon_rule)
+        self.epsilon_hooks = [value.register_step_pre_hook(keras_epsilon_rule)
+                              for value in vars(self.torch_trainer).values() if isinstance(value, torch.optim.Adam)]
         keras_trainer = getattr(pair.keras_module, pair.trainer)(self.config, seed=self.seed)
         keras_trainer.compile()
         self.keras_trainer = keras_trainer
@@ -376,6 +386,44 @@ def check_trajectory(h: Harness, steps: int = 5) -> CheckResult:
     return compare("trajectory", TOLERANCES[h.dtype]["trajectory"], rows, finite=True)
 
 
+def draw_statistics(values: np.ndarray) -> np.ndarray:
+    """Mean, standard deviation and the 1, 50 and 99 % quantiles of every value drawn."""
+    values = np.asarray(values, np.float64).ravel()
+    return np.array([values.mean(), values.std(), *np.quantile(values, (0.01, 0.5, 0.99))])
+
+
+def check_randomness(h: Harness) -> CheckResult:
+    """The randomness each trainer draws when none is injected: same shapes and the same distributions."""
+    names = list(MODELS[h.model].randomness(h))
+    torch_draws = h.torch_trainer.sample_noise(RANDOMNESS_BATCH)
+    keras_draws = h.keras_trainer.sample_noise(RANDOMNESS_BATCH)
+    rows = []
+    for name, torch_draw, keras_draw in zip(names, torch_draws, keras_draws):
+        torch_draw, keras_draw = to_numpy(torch_draw), to_numpy(keras_draw)
+        if torch_draw.shape != keras_draw.shape:
+            rows.append((f"{name} shape {torch_draw.shape} vs {keras_draw.shape}", np.zeros(1), np.full(1, np.nan)))
+            continue
+        rows.append((f"{name} (mean, std, q01, q50, q99)", draw_statistics(torch_draw), draw_statistics(keras_draw)))
+    return compare("randomness", TOLERANCES[h.dtype]["randomness"], rows, finite=True)
+
+
+def check_batch_independence(h: Harness) -> CheckResult:
+    """Scores of the first half of a batch, in training mode, beside two different second halves: equal in each
+    framework. Rows compare a framework with itself, so the check also fails when both sides share the defect."""
+    half = h.batch_size // 2
+    data, other = (item if isinstance(item, tuple) else (item,) for item in (h.real_batch(), h.real_batch()))
+    mixed = tuple(np.concatenate([a[:half], b[half:]]) for a, b in zip(data, other))
+    h.torch_trainer.train()
+    torch_scores, keras_scores = [], []
+    for batch in (data, mixed):
+        torch_inputs, keras_inputs = both(batch)
+        torch_scores.append(to_numpy(h.torch_trainer.score(*torch_inputs))[:half])
+        keras_scores.append(to_numpy(h.keras_trainer.score(*keras_inputs, training=True))[:half])
+    rows = [(f"{framework}: first half beside another second half", *scores)
+            for framework, scores in (("torch", torch_scores), ("keras", keras_scores))]
+    return compare("batch_independence", TOLERANCES[h.dtype]["batch_independence"], rows, finite=True)
+
+
 def _batch_norm_counts(h: Harness) -> dict[str, int]:
     """Values per channel (N * H * W) that each BatchNorm layer normalises over, measured with a forward pass."""
     counts: dict[str, int] = {}
@@ -415,6 +463,8 @@ CHECK_FUNCTIONS = {
     "gradients": check_gradients,
     "gradient_penalty": check_gradient_penalty,
     "trajectory": check_trajectory,
+    "randomness": check_randomness,
+    "batch_independence": check_batch_independence,
 }
 
 

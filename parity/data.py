@@ -3,18 +3,24 @@
 Both backends read one uint8 cache in one seeded order and scale it with the same float32 operations, so
 their first batches must be byte-identical once torch's (N, C, H, W) is moved to Keras's (N, H, W, C).
 The grids (torch_first_batch.png, keras_first_batch.png) let a reader see it; the bytes prove it.
+`check_labels_follow_image_id` proves the other half of what a batch holds: a CelebA label belongs to its image.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from specs.datasets import DataError, get_spec, to_uint8
+from parity.checks import CheckResult
+from specs.datasets import DATASETS, Cached, DataError, DatasetSpec, RawData, get_spec, to_uint8
 from specs.images import save_grid
 from torch_impl.data import batches as torch_batches
 
@@ -63,6 +69,34 @@ def compare_first_batch(
         torch_grid=save_grid(to_uint8(torch_images), out / "torch_first_batch.png"),
         keras_grid=save_grid(to_uint8(keras_images), out / "keras_first_batch.png"),
     )
+
+
+LEVEL_STEP = 12  # gray level of image k is LEVEL_STEP * (k + 1): the pixels say which image_id an image is
+
+
+def check_labels_follow_image_id(read: Callable[[DatasetSpec, RawData], Cached] | None = None,
+                                 num_images: int = 16, seed: int = 0) -> CheckResult:
+    """Read a small CelebA-like folder whose attribute rows are shuffled, and compare every image's label with the
+    row of its own image_id (each image's gray level names it). The result is the fraction of wrong labels."""
+    read = read or DATASETS["celeba"].read
+    rng = np.random.default_rng(seed)
+    ids = [f"{k + 1:06d}.jpg" for k in range(num_images)]
+    attribute = rng.permutation(np.arange(num_images) % 2)  # balanced 0/1, not in image order
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / "img_align_celeba"
+        folder.mkdir()
+        for k, image_id in enumerate(ids):
+            Image.new("L", (8, 8), LEVEL_STEP * (k + 1)).save(folder / image_id)
+        with open(Path(root) / "list_attr_celeba.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image_id", "Blond_Hair"])
+            for k in rng.permutation(num_images):  # rows in another order than the images
+                writer.writerow([ids[k], 2 * int(attribute[k]) - 1])
+        spec = get_spec("celeba", path=root, image_size=8, channels=1)
+        cached = read(spec, DATASETS["celeba"].locate(spec))
+    which = np.rint(cached.images.reshape(len(cached.images), -1).mean(axis=1) / LEVEL_STEP).astype(int) - 1
+    wrong = float(np.mean(cached.labels != attribute[which]))
+    return CheckResult("labels_follow_image_id", wrong, wrong, 0.0, "labels of the images, by image_id", num_images)
 
 
 def main(argv: list[str] | None = None) -> int:

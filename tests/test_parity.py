@@ -15,18 +15,23 @@ def by_name(results):
     return {result.name: result for result in results}
 
 
+def exact(result) -> bool:
+    """Passed, and within float64 round-off: every check but the statistical comparison of two random draws."""
+    return result.passed and (result.name == "randomness" or result.max_scaled_diff <= 1e-10)
+
+
 @pytest.mark.parametrize("order", ["simultaneous", "alternating"])
 def test_digits_float64_every_check(order):
     results = checks.run_checks("dcgan", dataclasses.replace(DIGITS, update_order=order), "float64", batch_size=4)
-    assert [r.name for r in results] == [name for name in checks.CHECKS if name != "gradient_penalty"]
+    assert [r.name for r in results] == [name for name in checks.CHECKS if name not in checks.CRITIC_ONLY]
     for result in results:
-        assert result.passed and result.max_scaled_diff <= 1e-10, result
+        assert exact(result), result
         assert result.compared > 0
 
 
 def test_book_float64_every_check():
     results = checks.run_checks("dcgan", get_config("dcgan", "book"), "float64", batch_size=2)
-    assert all(r.passed and r.max_scaled_diff <= 1e-10 for r in results), results
+    assert all(exact(r) for r in results), results
 
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan_gp", "cgan"])
@@ -43,13 +48,13 @@ def test_digits_float32(model):
 def test_critic_models_float64_every_check(model):
     results = checks.run_checks(model, get_config(model, "digits"), "float64", batch_size=4)
     assert [r.name for r in results] == list(checks.CHECKS)
-    assert all(r.passed and r.max_scaled_diff <= 1e-10 and r.compared > 0 for r in results), results
+    assert all(exact(r) and r.compared > 0 for r in results), results
 
 
 def test_wgan_gp_book_float64_penalty_and_trajectory():
     config = get_config("wgan_gp", "book", alpha_distribution="normal")
     results = checks.run_checks("wgan_gp", config, "float64", batch_size=2, checks=("gradient_penalty", "trajectory"))
-    assert all(r.passed and r.max_scaled_diff <= 1e-10 for r in results), results
+    assert all(exact(r) for r in results), results
 
 
 def literal_torch_momentum(harness):

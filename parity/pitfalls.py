@@ -1,0 +1,299 @@
+"""The pitfall catalogue: each porting bug of ../shared/PITFALLS.md seeded on one side, caught by a named check.
+
+A parity check that cannot fail proves nothing. Each entry seeds one mistake a person porting a GAN between
+PyTorch and Keras makes, into a freshly converted pair of trainers (parity/checks.py) or, where the three models
+have no layer of the kind involved, into a small probe network; and names the check that must catch it. `run`
+measures the check with the bug and without it: the entry holds when the bugged pair fails and the clean pair
+passes. Every entry carries the wrong and the right line in each framework and one paragraph on why; the
+functions that seed the bugs live in parity/seeded_bugs.py.
+
+  python -m parity pitfalls [--number N ...] [--json]    the table: entry, check, diff with and without the bug
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from parity import seeded_bugs as bugs
+from parity.checks import CheckResult
+
+
+@dataclass(frozen=True)
+class Pitfall:
+    number: int  # position in the catalogue
+    slug: str  # HTML anchor (docs/pitfalls.html#slug)
+    title: str
+    models: tuple[str, ...]  # the models it concerns; () for a probe network or the data
+    check: str  # the check expected to catch it
+    explanation: str  # one paragraph: what goes wrong and why
+    torch_wrong: str
+    torch_right: str
+    keras_wrong: str
+    keras_right: str
+    measure: Callable[[bool], CheckResult]  # the named check's result with the bug (True) or without it (False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    pitfall: Pitfall
+    bugged: CheckResult
+    clean: CheckResult
+
+    @property
+    def caught(self) -> bool:
+        """The named check fails with the bug and passes without it."""
+        return not self.bugged.passed and self.clean.passed
+
+
+def run(pitfall: Pitfall) -> Outcome:
+    return Outcome(pitfall, pitfall.measure(True), pitfall.measure(False))
+
+
+def for_model(model: str) -> list[Pitfall]:
+    return [pitfall for pitfall in CATALOGUE if model in pitfall.models]
+
+
+ALL = ("dcgan", "wgan_gp", "cgan")
+CRITICS = ("wgan_gp", "cgan")
+
+CATALOGUE: tuple[Pitfall, ...] = (
+    Pitfall(
+        1, "bn-momentum-literal", "BatchNorm momentum copied literally (torch momentum=0.9)", ALL, "trajectory",
+        "Keras's momentum is the weight of the old running statistic, torch's the weight of the new batch. The "
+        "book's 0.9 copied into torch makes the running mean and variance follow the last batch almost entirely; "
+        "nothing fails until inference, where the generator then normalises with the wrong statistics.",
+        "nn.BatchNorm2d(width, momentum=0.9)", "nn.BatchNorm2d(width, momentum=1 - 0.9)  # torch_bn_momentum",
+        "", "layers.BatchNormalization(momentum=0.9)",
+        bugs.on_model("dcgan", "trajectory", bugs.literal_torch_momentum),
+    ),
+    Pitfall(
+        2, "bn-epsilon-default", "BatchNorm epsilon left at a framework default", ALL, "forward",
+        "torch's BatchNorm divides by sqrt(var + 1e-5) unless told otherwise, Keras's by sqrt(var + 1e-3). Every "
+        "normalised activation differs by a factor close to 1, enough to move every later layer.",
+        "nn.BatchNorm2d(width)  # eps=1e-5", "nn.BatchNorm2d(width, eps=config.bn_epsilon)",
+        "layers.BatchNormalization()  # epsilon=1e-3", "layers.BatchNormalization(epsilon=config.bn_epsilon)",
+        bugs.on_model("dcgan", "forward", bugs.torch_default_bn_epsilon),
+    ),
+    Pitfall(
+        3, "keras-leaky-default", "Keras LeakyReLU() default slope 0.3 where 0.2 is meant", ALL, "forward",
+        "Keras's LeakyReLU defaults to negative_slope 0.3 (torch's to 0.01). A bare LeakyReLU() in the Keras port "
+        "changes every negative activation.",
+        "", "nn.LeakyReLU(torch_leaky_slope(config.leaky_slope))",
+        "layers.LeakyReLU()  # negative_slope=0.3", "layers.LeakyReLU(negative_slope=config.leaky_slope)",
+        bugs.on_model("dcgan", "forward", bugs.keras_default_slope),
+    ),
+    Pitfall(
+        4, "relu-for-leaky", "ReLU in the torch generator where the design has LeakyReLU 0.2", ALL, "forward",
+        "pytorch/examples' DCGAN generator uses ReLU; the book's uses LeakyReLU(0.2). Copying the familiar torch "
+        "example into a port of the book's model zeroes every negative activation of the generator.",
+        "nn.ReLU(True)", "nn.LeakyReLU(torch_leaky_slope(config.leaky_slope))",
+        "", "layers.LeakyReLU(negative_slope=config.leaky_slope)",
+        bugs.on_model("dcgan", "forward", bugs.relu_in_torch_generator),
+    ),
+    Pitfall(
+        5, "flatten-order", "NCHW flatten order before a Dense layer", (), "forward",
+        "torch flattens (C, H, W), Keras (H, W, C). A Linear weight copied into a Dense kernel with a plain "
+        "transpose multiplies every input by the wrong row: errors of the order of the activations themselves. "
+        "The rows must be permuted (parity/convert.py chw_to_hwc_order). Probe: conv, flatten, dense on 4x4.",
+        "", "",
+        "dense.kernel.assign(weight.T)", "dense.kernel.assign(weight[:, chw_to_hwc_order((H, W, C))].T)",
+        bugs.flatten_probe,
+    ),
+    Pitfall(
+        6, "k5-same-conv", 'k5 stride-2 "same" conv ported as symmetric padding=2', (), "forward",
+        'TF pads the odd pixel of a "same" stride-2 convolution at the bottom and right; torch\'s padding=2 pads '
+        "both sides equally. The shapes agree and the values do not. torch refuses padding='same' with a stride, "
+        "so pad explicitly. Probe: k5 s2 conv on 8x8.",
+        "nn.Conv2d(c_in, c_out, 5, stride=2, padding=2)",
+        "nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(c_in, c_out, 5, stride=2))",
+        "", 'layers.Conv2D(c_out, 5, strides=2, padding="same")',
+        bugs.same_conv_probe,
+    ),
+    Pitfall(
+        7, "k5-same-transposed", 'k5 stride-2 "same" transposed conv ported with output_padding=1', (), "forward",
+        'A k5 stride-2 "same" Conv2DTranspose equals torch\'s ConvTranspose2d(padding=1) with the last row and '
+        "column cropped, not padding=2, output_padding=1: that one has the right shape and is shifted by a pixel. "
+        "Probe: k5 s2 transposed conv from 4x4 to 8x8.",
+        "nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1)",
+        "nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=1)  # then x[:, :, :-1, :-1]",
+        "", 'layers.Conv2DTranspose(c_out, 5, strides=2, padding="same")',
+        bugs.same_transposed_probe,
+    ),
+    Pitfall(
+        8, "swapped-kernel-axes", "conv kernel permuted with kh and kw swapped", ALL, "forward",
+        "torch's (out, in, kh, kw) becomes Keras's (kh, kw, in, out) by permute(2, 3, 1, 0). permute(3, 2, 1, 0) "
+        "gives the same shape for a square kernel and transposes every filter spatially.",
+        "", "",
+        "kernel = weight.permute(3, 2, 1, 0)", "kernel = weight.permute(2, 3, 1, 0)",
+        bugs.on_model("dcgan", "forward", bugs.swapped_conv_kernel),
+    ),
+    Pitfall(
+        9, "flipped-transposed-kernel", "transposed-conv kernel spatially flipped", ALL, "forward",
+        "A transposed convolution is the gradient of a convolution, which tempts a spatial flip when porting its "
+        "kernel. Both frameworks store it unflipped: (in, out, kh, kw) in torch, (kh, kw, out, in) in Keras, the "
+        "same permutation as a convolution and nothing more.",
+        "", "",
+        "kernel = weight.permute(2, 3, 1, 0)[::-1, ::-1]", "kernel = weight.permute(2, 3, 1, 0)",
+        bugs.on_model("dcgan", "forward", bugs.flipped_transposed_kernel),
+    ),
+    Pitfall(
+        10, "label-noise-direction", "label-noise direction flipped (real 1 + 0.1·U vs 1 − 0.1·U)", ("dcgan",),
+        "losses",
+        "The book adds noise outside [0, 1] (real 1 + 0.1·U, fake −0.1·U); label smoothing keeps it inside (1 − "
+        "0.1·U, 0.1·U). Porting one side with the other convention changes the discriminator's targets and its "
+        "loss, silently: BCE from logits accepts any target.",
+        "real_targets = 1 + amount * noise[0]  # the other side smooths", "real_targets = 1 - amount * noise[0]",
+        "", "real_targets = 1 - amount * noise[0]",
+        bugs.on_model("dcgan", "losses", bugs.flipped_label_noise),
+    ),
+    Pitfall(
+        11, "dropout-training-flag", "F.dropout without the training flag", ALL, "forward",
+        "F.dropout(x, p) defaults to training=True: it keeps dropping at inference, where Keras's Dropout (called "
+        "with training=False) and nn.Dropout (in eval mode) pass activations through.",
+        "x = F.dropout(x, p)", "x = F.dropout(x, p, training=self.training)  # or nn.Dropout(p)",
+        "", "layers.Dropout(rate)  # training decides",
+        bugs.on_model("dcgan", "forward", bugs.dropout_without_training_flag, dropout=0.3),
+    ),
+    Pitfall(
+        12, "sigmoid-then-logits", "sigmoid followed by a with-logits loss", ("dcgan",), "losses",
+        "A discriminator that ends in a sigmoid, fed to BCE-with-logits, trains on BCE(sigmoid(sigmoid(x))) "
+        "without an error. Keep the logits and use the with-logits loss on both sides.",
+        "nn.Sequential(..., nn.Flatten(), nn.Sigmoid())  # then BCEWithLogitsLoss",
+        "nn.Sequential(..., nn.Flatten())  # logits; F.binary_cross_entropy_with_logits",
+        "", "keras.losses.binary_crossentropy(targets, logits, from_logits=True)",
+        bugs.on_model("dcgan", "losses", bugs.sigmoid_before_logit_loss),
+    ),
+    Pitfall(
+        13, "gp-alpha-normal", "GP α drawn from N(0, 1)", CRITICS, "randomness",
+        "The interpolation weight of the gradient penalty is U(0, 1) per sample, shape (B, 1, 1, 1). The book draws "
+        "it from N(0, 1), which puts 66% of the points outside the segment between real and fake. The other "
+        "checks inject α, so only a check of the trainers' own draws sees it.",
+        "alpha = torch.randn(batch, 1, 1, 1)", "alpha = torch.rand(batch, 1, 1, 1)",
+        "", "alpha = keras.random.uniform((batch, 1, 1, 1))",
+        bugs.on_model("wgan_gp", "randomness", bugs.normal_alpha),
+    ),
+    Pitfall(
+        14, "gp-norm-axis", "GP norm over one axis instead of C, H, W", CRITICS, "gradient_penalty",
+        "The penalty constrains the norm of each sample's whole input gradient. A norm over dim=1 alone gives one "
+        "norm per pixel and penalises something else.",
+        "norms = grads.square().sum(dim=1).sqrt()", "norms = (grads.square().sum(dim=(1, 2, 3)) + epsilon).sqrt()",
+        "", "norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + epsilon)",
+        bugs.on_model("wgan_gp", "gradient_penalty", bugs.buggy_penalty((1,), create_graph=True)),
+    ),
+    Pitfall(
+        15, "gp-create-graph", "torch GP without create_graph=True", CRITICS, "gradient_penalty",
+        "Without create_graph=True the input gradient is a constant: the penalty has the right value and adds no "
+        "gradient to the critic. TF's nested tapes record the inner gradient by themselves.",
+        "grads, = torch.autograd.grad(scores.sum(), x_hat)",
+        "grads, = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)",
+        "", "with tf.GradientTape() as tape: tape.watch(x_hat); scores = critic(x_hat)",
+        bugs.on_model("wgan_gp", "gradient_penalty", bugs.buggy_penalty((1, 2, 3), create_graph=False)),
+    ),
+    Pitfall(
+        16, "adam-epsilon", "Adam epsilon defaults left unmapped", ALL, "trajectory",
+        "torch's Adam defaults to eps 1e-8 and adds it to sqrt(v) / sqrt(1 - β₂ᵗ); Keras's to 1e-7, added to "
+        "sqrt(v). Set one epsilon on both sides, and for exact agreement give torch eps / sqrt(1 - β₂ᵗ) at every "
+        "step (parity/checks.py keras_epsilon_rule): where gradients are small, epsilon is a large part of the step.",
+        "torch.optim.Adam(params, lr, betas)  # eps=1e-8",
+        "torch.optim.Adam(params, lr, betas, eps=config.adam_epsilon)",
+        "keras.optimizers.Adam(lr, beta_1, beta_2)  # epsilon=1e-7",
+        "keras.optimizers.Adam(lr, beta_1, beta_2, epsilon=config.adam_epsilon)",
+        bugs.on_model("wgan_gp", "trajectory", bugs.torch_default_adam_epsilon),
+    ),
+    Pitfall(
+        17, "adam-beta-2", "Adam β₂ differing (0.999 vs 0.9)", CRITICS, "trajectory",
+        "The WGAN-GP recipe uses β = (0.5, 0.9). A port that passes only the learning rate and β₁ keeps the "
+        "framework's β₂ of 0.999, and the second moment then averages over ten times as many steps.",
+        "torch.optim.Adam(params, lr, betas=(0.5, 0.999))", "torch.optim.Adam(params, lr, betas=(0.5, 0.9))",
+        "", "keras.optimizers.Adam(lr, beta_1=0.5, beta_2=0.9)",
+        bugs.on_model("wgan_gp", "trajectory", bugs.torch_default_beta_2),
+    ),
+    Pitfall(
+        18, "running-variance-bias", "unbiased vs biased running variance ignored", ALL, "trajectory",
+        "Both frameworks normalise with the biased batch variance, but torch stores the unbiased one (n / (n − 1)) "
+        "in running_var and Keras the biased one in moving_variance. A port that treats the two as the same "
+        "quantity (here: torch made to store the biased one) drifts apart at inference; the trajectory check maps "
+        "them through the exact relation and sees it.",
+        "running_var = (1 - m) * running_var + m * x.var(unbiased=False)", "nn.BatchNorm2d(...)  # unbiased",
+        "", "layers.BatchNormalization(...)  # biased",
+        bugs.on_model("dcgan", "trajectory", bugs.biased_torch_running_var),
+    ),
+    Pitfall(
+        19, "batchnorm-in-critic", "BatchNorm inside the WGAN-GP critic", CRITICS, "batch_independence",
+        "The gradient penalty is a per-sample constraint on the critic. With BatchNorm in training mode a sample's "
+        "score depends on the rest of its batch, and the penalty no longer means what it says; the paper uses "
+        "layer norm or none. The check scores half a batch beside two different other halves.",
+        "nn.Conv2d(...), nn.BatchNorm2d(width), nn.LeakyReLU(0.2)", "nn.Conv2d(...), nn.LeakyReLU(0.2)",
+        "layers.Conv2D(...), layers.BatchNormalization(), layers.LeakyReLU(0.2)",
+        "layers.Conv2D(...), layers.LeakyReLU(0.2)",
+        bugs.on_model("wgan_gp", "batch_independence", bugs.batch_norm_in_torch_critic),
+    ),
+    Pitfall(
+        20, "celeba-label-join", "CelebA labels joined by listing order", ("cgan",), "labels_follow_image_id",
+        "list_attr_celeba holds one row per image_id; a directory listing has its own order (os.listdir is "
+        "unordered). Zipping the two gives every image some other face's attribute and the CGAN learns noise. "
+        "The check writes a small CelebA folder whose rows are shuffled and whose pixels name each image.",
+        "labels = attributes[attribute].values  # zipped with os.listdir(folder)",
+        "labels = [attributes.loc[image_id, attribute] for image_id in files]",
+        "", "(the same reader: specs/datasets.py read_celeba)",
+        bugs.labels_measure,
+    ),
+    Pitfall(
+        21, "stale-generator-step", "generator step on stale fake images", ("dcgan",), "trajectory",
+        "In the alternating order the generator's loss must come from a fresh pass of the just-updated "
+        "discriminator. Reusing the logits of the pass before the discriminator's update is silent in TF (the tape "
+        "kept the old values) and turns the step into the simultaneous one; in torch it raises 'modified by an "
+        "inplace operation'. The torch side here alternates, the Keras side reuses the stale logits.",
+        "", "g_loss = generator_loss(self.discriminator(fake))  # after the D step",
+        "g_loss = generator_loss(fake_logits)  # from before the D step",
+        "with g_tape: g_loss = generator_loss(self.discriminator(fake, training=True))",
+        bugs.on_model("dcgan", "trajectory", bugs.stale_keras_generator_step, update_order="alternating"),
+    ),
+)
+
+# ------------------------------------------------------------------------------------------------ Command
+
+
+def format_table(outcomes: list[Outcome]) -> str:
+    header = (f"{'#':>2}  {'pitfall':<66} {'check':<22} {'with bug':>10} {'without':>10} {'tolerance':>9}  "
+              "verdict")
+    lines = [header, "-" * len(header)]
+    for outcome in outcomes:
+        p = outcome.pitfall
+        lines.append(f"{p.number:>2}  {p.title[:66]:<66} {p.check:<22} {outcome.bugged.max_scaled_diff:>10.3g} "
+                     f"{outcome.clean.max_scaled_diff:>10.3g} {outcome.bugged.tolerance:>9.0e}  "
+                     f"{'caught' if outcome.caught else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    chosen = [p for p in CATALOGUE if not args.number or p.number in args.number]
+    outcomes = [run(pitfall) for pitfall in chosen]
+    missed = [outcome for outcome in outcomes if not outcome.caught]
+    if args.json:
+        print(json.dumps([{"number": o.pitfall.number, "title": o.pitfall.title, "check": o.pitfall.check,
+                           "caught": o.caught, "bugged": o.bugged.as_dict(), "clean": o.clean.as_dict()}
+                          for o in outcomes], indent=2))
+    else:
+        print(format_table(outcomes))
+        verdict = f"{len(missed)} of {len(outcomes)} pitfalls MISSED" if missed else \
+            f"all {len(outcomes)} pitfalls caught by their checks"
+        print(f"\n{verdict} ({time.perf_counter() - start:.0f} s)")
+    return 1 if missed else 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("pitfalls", help="seed each catalogued porting bug and show the check catching it")
+    parser.add_argument("--number", nargs="+", type=int, default=None, help="entries to run (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    parser.set_defaults(func=run_command)
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(argparse.Namespace(number=None, json=False)))
