@@ -8,7 +8,7 @@ DEMO := runs/demo
 DCGAN_EPOCHS ?= 8
 CRITIC_EPOCHS ?= 3
 
-.PHONY: demo test lint parity clean
+.PHONY: demo test lint parity docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,5 +38,10 @@ demo: $(STAMP)
 parity: $(STAMP)
 	$(BIN)/gan-parity check dcgan wgan_gp cgan --dtype float64 float32
 
+# The side-by-side reading pages: docs/index.html, docs/<model>.html (with the model's parity table, measured while
+# building, in both precisions) and docs/pitfalls.html.
+docs: $(STAMP)
+	$(BIN)/gan-parity sidebyside dcgan wgan_gp cgan --out docs
+
 clean:
-	rm -rf $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(DEMO) docs/*.html .pytest_cache .ruff_cache
