@@ -1,0 +1,199 @@
+"""Sample quality of every model in both backends on digits: FID, KID and CGAN class accuracy, mean ± std over seeds.
+
+Usage: python benchmarks/quality.py [--seeds 3] [--steps N | MODEL=N ...] [--num 1000] [--models ...] [--readme]
+Each model trains from scratch in each backend for a fixed number of generator steps (`STEPS`; batch 64, 28 steps an
+epoch), once per seed, as `gan-<backend> train MODEL --dataset digits --seed S` trains it but stopping after exactly
+that many steps. Then it draws `--num` samples from the same z (seed 0; the CGAN asks for every class equally often)
+and the parent process scores them with specs/quality.py: one classifier, one code path for both backends.
+Each backend trains in its own process, as in training; the parent imports neither framework.
+The table also holds the real-vs-real baseline (two halves of digits) and, per model, whether the two backends'
+FID lie within each other's seed spread (|mean_torch - mean_keras| <= std_torch + std_keras).
+`--readme` writes the table into README.md between the `quality:begin` and `quality:end` marker comments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from specs import quality
+from specs.datasets import get_spec
+from specs.models import conditioned_on, get_config
+
+MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("torch", "keras")
+# Generator steps (28 an epoch): DCGAN 10 epochs, WGAN-GP 2, CGAN 5; about 30 minutes for 3 seeds on 2 idle cores.
+STEPS = {"dcgan": 280, "wgan_gp": 56, "cgan": 140}
+README = Path(__file__).resolve().parents[1] / "README.md"
+MARKERS = ("<!-- quality:begin -->", "<!-- quality:end -->")
+
+# ---------------------------------------------------------------------------------------- The child: train, sample
+
+
+def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, cache_dir: str | None):
+    """Train `model` for `steps` generator steps from seed `seed`; return (uint8 samples, requested classes or None,
+    seconds of training). Imports only this backend's framework."""
+    spec = get_spec("digits", seed=seed, cache_dir=cache_dir)
+    data = spec.load()
+    config = conditioned_on(get_config(model, "digits"), data.num_classes)
+    per_epoch = len(data.labels) // config.batch_size
+    epochs = math.ceil(steps / per_epoch)
+    start = time.perf_counter()
+    if backend == "torch":
+        import torch
+
+        from torch_impl import data as loader
+        from torch_impl.evaluate import generate_images
+        from torch_impl.train import TRAINERS
+
+        torch.manual_seed(seed)
+        trainer = TRAINERS[model](config, seed=seed)
+        trainer.fit(lambda epoch: itertools.islice(loader.batches(data, spec, config.batch_size, epoch,
+                                                                  config.conditional), steps - epoch * per_epoch),
+                    epochs=epochs, verbose=0)
+    else:
+        from keras_impl import data as loader  # torch before TensorFlow (specs/import_order.py)
+        from keras_impl.evaluate import generate_images
+        from keras_impl.train import TRAINERS
+
+        # isort: split
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        trainer = TRAINERS[model](config, seed=seed)
+        trainer.compile()
+        dataset = loader.batches(data, spec, config.batch_size, 0, epochs, config.conditional)
+        trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - start
+    inputs = quality.eval_inputs(config, 0, num)
+    requested = None if inputs.one_hot is None else np.argmax(inputs.one_hot, axis=1)
+    return generate_images(trainer, inputs), requested, seconds
+
+
+def child(args: argparse.Namespace) -> None:
+    """One backend, one model, every seed: samples to `--out`, one JSON line per seed."""
+    for seed in range(args.seeds):
+        images, requested, seconds = train_and_sample(args.backend, args.models[0], seed, args.steps_for[0],
+                                                      args.num, args.cache_dir)
+        path = Path(args.out) / f"{args.models[0]}-{args.backend}-{seed}.npz"
+        np.savez(path, images=images, **({} if requested is None else {"requested": requested}))
+        print(json.dumps({"seed": seed, "seconds": seconds, "path": str(path)}), flush=True)
+
+
+# --------------------------------------------------------------------------------------- The parent: score, report
+
+
+def run_child(args: argparse.Namespace, backend: str, model: str, steps: int, out: str) -> list[dict]:
+    command = [sys.executable, os.path.abspath(__file__), "--backend", backend, "--models", model, "--steps",
+               str(steps), "--seeds", str(args.seeds), "--num", str(args.num), "--out", out]
+    command += ["--cache-dir", args.cache_dir] if args.cache_dir else []
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"quality: the {backend} {model} process failed (exit status {done.returncode})")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    values = scale * np.asarray(values)
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
+
+
+def table(cells: dict, baseline: dict, classifier: quality.Classifier, args: argparse.Namespace) -> str:
+    """The markdown table: one row per model and backend, then the real-vs-real baseline."""
+    flag = " --steps " + " ".join(args.steps) if args.steps else ""
+    lines = [f"`python benchmarks/quality.py --seeds {args.seeds}{flag}`: digits 32x32, {args.num} samples per run "
+             f"against the 1,797 real images; mean ± std over "
+             f"{args.seeds} training seeds. Classifier (specs/quality.py): held-out accuracy "
+             f"{100 * classifier.accuracy:.1f}%.", "",
+             "| model | generator steps | backend | FID | KID x 1000 | class accuracy (mean / lowest class) "
+             "| FIDs agree | train s per run |", "|---|---:|---|---:|---:|---:|---|---:|"]
+    for model, steps in zip(args.models, args.steps_for):
+        runs = {backend: cells[model, backend] for backend in args.backends if (model, backend) in cells}
+        fids = {backend: np.array([run["fid"] for run in results]) for backend, results in runs.items()}
+        agree = "—"
+        if len(fids) == 2 and args.seeds > 1:
+            first, second = fids.values()
+            agree = "yes" if abs(first.mean() - second.mean()) <= first.std(ddof=1) + second.std(ddof=1) else "no"
+        for backend, results in runs.items():
+            accuracy = "—"
+            if "accuracy" in results[0]:
+                lowest = [min(run["class_accuracy"]) for run in results]
+                accuracy = f"{spread([run['accuracy'] for run in results], 100, 1)}% / {spread(lowest, 100, 1)}%"
+            cells_text = (model, steps, backend, spread(fids[backend]), spread([r["kid"] for r in results], 1e3),
+                          accuracy, agree, f"{np.mean([run['seconds'] for run in results]):.0f}")
+            lines.append("| " + " | ".join(str(cell) for cell in cells_text) + " |")
+    lines.append(f"| real vs real (two halves) | | | {baseline['fid']:.2f} | {1e3 * baseline['kid']:.2f} | | | |")
+    return "\n".join(lines)
+
+
+def write_readme(text: str, path: Path = README) -> None:
+    """Replace what lies between the marker comments of README.md with `text`."""
+    content = path.read_text()
+    begin, end = content.index(MARKERS[0]) + len(MARKERS[0]), content.index(MARKERS[1])
+    path.write_text(content[:begin] + "\n" + text + "\n" + content[end:])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per model and backend (default 3)")
+    parser.add_argument("--steps", nargs="+", default=[], help=f"N for every model, or MODEL=N (default {STEPS})")
+    parser.add_argument("--num", type=int, default=1000, help="samples scored per run (default 1000)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
+    parser.add_argument("--out", default=None, help="folder for the samples (default: a temporary one)")
+    parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
+    parser.add_argument("--backend", choices=BACKENDS, help=argparse.SUPPRESS)  # set in the child processes
+    args = parser.parse_args(argv)
+    steps = dict(STEPS)
+    for word in args.steps:
+        model, _, count = word.rpartition("=")
+        if (model and model not in MODELS) or not count.isdigit() or int(count) < 1:
+            parser.error(f"--steps takes N or MODEL=N with N >= 1 and MODEL one of {', '.join(MODELS)}, got {word!r}")
+        steps |= {model: int(count)} if model else dict.fromkeys(MODELS, int(count))
+    if args.seeds < 1 or args.num < 2:
+        parser.error("--seeds must be at least 1, --num at least 2")
+    args.steps_for = [steps[model] for model in args.models]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.backend:
+        return child(args)
+    spec = get_spec("digits", cache_dir=args.cache_dir)
+    data = spec.load()
+    classifier, _ = quality.load_classifier(data, spec)
+    baseline = quality.real_baseline(classifier, data.images)
+    cells = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        out = args.out or temporary
+        Path(out).mkdir(parents=True, exist_ok=True)
+        for (model, steps), backend in itertools.product(zip(args.models, args.steps_for), args.backends):
+            results = []
+            for run in run_child(args, backend, model, steps, out):
+                with np.load(run["path"]) as arrays:
+                    requested = arrays["requested"] if "requested" in arrays.files else None
+                    scores = quality.score(classifier, data.images, arrays["images"], requested, data.num_classes)
+                results.append(scores | {"seconds": run["seconds"]})
+            cells[model, backend] = results
+            print(f"{model} {backend}: FID {spread([r['fid'] for r in results])}", file=sys.stderr, flush=True)
+    text = table(cells, baseline, classifier, args)
+    print(text)
+    if args.readme:
+        write_readme(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+"""Train-step throughput of our trainers against plain reference loops, GFLOP/s against the matmul peak, and the
+accelerations each framework offers: every model, both backends, the book (64x64) and digits (32x32) presets.
+
+Usage: python benchmarks/throughput.py [--models ...] [--presets book digits] [--backends torch keras]
+                                       [--variants ...] [--steps N] [--warmup 2] [--max-batch 128]
+Cells (each in its own process, so thread settings, compile caches and thread pools never mix):
+- ours: torch `trainer.train_step(batch)`; Keras `trainer.fit` on a repeated tf.data batch (the compiled path).
+- reference: the same networks in a plain loop written here: for torch the pytorch/examples DCGAN loop
+  (`zero_grad`, `loss.backward()`, `optimizer.step()`; WGAN-GP/CGAN with the usual `autograd.grad(create_graph=True)`
+  penalty), for Keras a keras.io-style `keras.Model` whose `train_step` uses GradientTapes (its DCGAN and WGAN-GP
+  examples). ours/reference >= 1 means our trainers cost nothing over the textbook loop.
+- accelerations, each as a ratio against `ours` of the same run: torch `torch.compile` (both DCGAN networks; of
+  WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
+  penalty needs), channels-last memory format, 1 thread instead of the default; Keras `jit_compile=True` (XLA),
+  1 intra-op thread.
+GFLOP per step is counted from the layer shapes (`step_flops`): 2 x multiply-adds of every conv and convT; a pass
+whose weights are differentiated counts 3 x its forward (forward, input and weight gradients), one differentiated
+only to reach the generator 2 x, one without gradient 1 x, and the gradient penalty 6 x (forward, input gradient
+kept as a graph, and the double backward through both). Activations, BatchNorm and Adam are left out.
+The peak is a 2048x2048 float32 matmul in each framework with its default threads. Batches are random, fixed, in
+[-1, 1]: compute only. The preset's batch size is kept up to --max-batch (WGAN-GP's book batch of 512 runs at 128).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from specs.models import get_config
+
+MODELS, PRESETS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("book", "digits"), ("torch", "keras")
+VARIANTS = {"torch": ("ours", "reference", "compile", "channels_last", "threads=1"),
+            "keras": ("ours", "reference", "xla", "threads=1")}
+TARGET_GFLOP = 150  # default timed steps: about this much work per cell (a few seconds on 2 cores)
+
+# ------------------------------------------------------------------------------------------------ The work
+
+
+def config_of(model: str, preset: str, max_batch: int):
+    return get_config(model, preset, batch_size=min(get_config(model, preset).batch_size, max_batch))
+
+
+def network_flops(config) -> tuple[float, float]:
+    """Forward FLOPs per image of the generator and of the discriminator or critic (kernel 4: 16 taps)."""
+    generator, side, inputs = 0.0, 1, config.generator_input_dim
+    for outputs in (*config.generator_widths(), config.channels):
+        generator += 2 * side * side * inputs * outputs * 16  # a convT: every input pixel meets every tap
+        side, inputs = (4 if side == 1 else 2 * side), outputs
+    critic, side, inputs = 0.0, config.image_size, config.critic_input_channels
+    for outputs in config.discriminator_widths():
+        side //= 2
+        critic += 2 * side * side * inputs * outputs * 16  # a stride-2 conv: every output pixel reads 16 taps
+        inputs = outputs
+    return generator, critic + 2 * inputs * 16  # the last conv: 4x4 -> 1x1, one output
+
+
+def step_flops(model: str, config) -> float:
+    """FLOPs of one train step of our trainers (see the module docstring for the counting)."""
+    g, d = network_flops(config)
+    if model == "dcgan":  # D on real and fake (3 + 3); G's step: D differentiated to reach G (2), G (3)
+        return config.batch_size * (3 * g + (7 if config.update_order == "simultaneous" else 8) * d)  # 7: shared pass
+    critic_step = g + 3 * d + 3 * d + 6 * d  # G without gradient; C on real, on fake; the gradient penalty
+    return config.batch_size * (config.critic_steps * critic_step + 3 * g + 2 * d)
+
+
+def example_batch(config, channels_first: bool):
+    """One fixed float32 batch in [-1, 1] (NCHW or NHWC); with one-hot labels for a conditional model."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (config.batch_size, config.image_size, config.image_size, config.channels))
+    images = np.ascontiguousarray(images.transpose(0, 3, 1, 2) if channels_first else images, dtype=np.float32)
+    if not config.conditional:
+        return images
+    return images, np.eye(config.num_classes, dtype=np.float32)[rng.integers(0, config.num_classes, len(images))]
+
+
+# ---------------------------------------------------------------------------------------------------- torch
+
+
+def torch_reference(model: str, config):
+    """The pytorch/examples DCGAN loop (and its usual WGAN-GP form) on our networks: backward() and step()."""
+    import torch
+
+    from torch_impl.dcgan import Discriminator, Generator
+    from torch_impl.wgan_gp import Critic
+
+    G, D = Generator(config), (Discriminator if model == "dcgan" else Critic)(config)
+    opt_g, opt_d = (torch.optim.Adam(net.parameters(), config.learning_rate, (config.beta_1, config.beta_2))
+                    for net in (G, D))
+    bce = torch.nn.BCEWithLogitsLoss()
+
+    def g_in(z, y):
+        return z if y is None else torch.cat([z, y], 1)
+
+    def d_in(x, y):
+        return x if y is None else torch.cat([x, y[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
+
+    def step(batch):
+        real, y = batch if isinstance(batch, tuple) else (batch, None)
+        b = real.shape[0]
+        if model == "dcgan":
+            D.zero_grad()
+            bce(D(real), torch.ones(b, 1)).backward()
+            fake = G(torch.randn(b, config.latent_dim))
+            bce(D(fake.detach()), torch.zeros(b, 1)).backward()
+            opt_d.step()
+            G.zero_grad()
+            bce(D(fake), torch.ones(b, 1)).backward()
+            opt_g.step()
+            return
+        for _ in range(config.critic_steps):
+            D.zero_grad()
+            fake = G(g_in(torch.randn(b, config.latent_dim), y)).detach()
+            x_hat = (real + torch.rand(b, 1, 1, 1) * (fake - real)).requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(d_in(x_hat, y)).sum(), x_hat, create_graph=True)
+            penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+            (D(d_in(fake, y)).mean() - D(d_in(real, y)).mean() + config.gp_weight * penalty).backward()
+            opt_d.step()
+        G.zero_grad()
+        (-D(d_in(G(g_in(torch.randn(b, config.latent_dim), y)), y)).mean()).backward()
+        opt_g.step()
+
+    return step
+
+
+def torch_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
+    import torch
+
+    from torch_impl.train import TRAINERS
+
+    if variant == "threads=1":
+        torch.set_num_threads(1)
+    torch.manual_seed(0)
+    batch = example_batch(config, channels_first=True)
+    batch = tuple(map(torch.from_numpy, batch)) if isinstance(batch, tuple) else torch.from_numpy(batch)
+    if variant == "reference":
+        step = torch_reference(model, config)
+    else:
+        trainer = TRAINERS[model](config, seed=0)
+        trainer.train()
+        if variant == "compile":  # not a critic with a penalty: compiled graphs have no double backward
+            for name in ("generator", "discriminator") if model == "dcgan" else ("generator",):
+                setattr(trainer, name, torch.compile(getattr(trainer, name)))
+        if variant == "channels_last":
+            trainer.to(memory_format=torch.channels_last)
+            images = batch[0] if isinstance(batch, tuple) else batch
+            images = images.contiguous(memory_format=torch.channels_last)
+            batch = (images, batch[1]) if isinstance(batch, tuple) else images
+        step = trainer.train_step
+    for _ in range(warmup):
+        step(batch)
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step(batch)
+        seconds.append(time.perf_counter() - start)
+    return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "threads": torch.get_num_threads()}
+
+
+# ---------------------------------------------------------------------------------------------------- Keras
+
+
+def keras_reference(model: str, config):
+    """A keras.io-style GAN: a keras.Model whose train_step takes GradientTapes (its DCGAN and WGAN-GP examples)."""
+    import keras
+    import tensorflow as tf
+    from keras import ops
+
+    from keras_impl.dcgan import Discriminator, Generator
+    from keras_impl.wgan_gp import Critic
+
+    def g_in(z, y):
+        return z if y is None else ops.concatenate([z, y], 1)
+
+    def d_in(x, y):
+        if y is None:
+            return x
+        return ops.concatenate([x, ops.broadcast_to(y[:, None, None, :], (*ops.shape(x)[:3], ops.shape(y)[1]))], -1)
+
+    class Reference(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.generator = Generator(config)
+            self.discriminator = (Discriminator if model == "dcgan" else Critic)(config)
+            self.seed_generator = keras.random.SeedGenerator(0)
+
+        def compile(self, **kwargs):
+            super().compile(**kwargs)
+            self.d_optimizer, self.g_optimizer = (keras.optimizers.Adam(config.learning_rate, config.beta_1,
+                                                                        config.beta_2) for _ in range(2))
+            self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+        def update(self, optimizer, tape, loss, network):
+            optimizer.apply_gradients(zip(tape.gradient(loss, network.trainable_weights), network.trainable_weights))
+
+        def train_step(self, data):
+            real, y = data if isinstance(data, tuple) else (data, None)
+            b, G, D = ops.shape(real)[0], self.generator, self.discriminator
+            if model == "dcgan":
+                fake = G(keras.random.normal((b, config.latent_dim), seed=self.seed_generator), training=True)
+                labels = ops.concatenate([ops.ones((b, 1)), ops.zeros((b, 1))])
+                with tf.GradientTape() as tape:
+                    d_loss = self.loss_fn(labels, D(ops.concatenate([fake, real]), training=True))
+                self.update(self.d_optimizer, tape, d_loss, D)
+                z = keras.random.normal((b, config.latent_dim), seed=self.seed_generator)
+                with tf.GradientTape() as tape:
+                    g_loss = self.loss_fn(ops.zeros((b, 1)), D(G(z, training=True), training=True))
+                self.update(self.g_optimizer, tape, g_loss, G)
+                return {"d_loss": d_loss, "g_loss": g_loss}
+            for _ in range(config.critic_steps):
+                z = keras.random.normal((b, config.latent_dim), seed=self.seed_generator)
+                with tf.GradientTape() as tape:
+                    fake = G(g_in(z, y), training=True)
+                    d_cost = ops.mean(D(d_in(fake, y), training=True)) - ops.mean(D(d_in(real, y), training=True))
+                    alpha = keras.random.uniform((b, 1, 1, 1), seed=self.seed_generator)
+                    interpolated = real + alpha * (fake - real)
+                    with tf.GradientTape() as gp_tape:
+                        gp_tape.watch(interpolated)
+                        scores = D(d_in(interpolated, y), training=True)
+                    norm = ops.sqrt(ops.sum(ops.square(gp_tape.gradient(scores, interpolated)), axis=[1, 2, 3]))
+                    d_loss = d_cost + config.gp_weight * ops.mean((norm - 1.0) ** 2)
+                self.update(self.d_optimizer, tape, d_loss, D)
+            z = keras.random.normal((b, config.latent_dim), seed=self.seed_generator)
+            with tf.GradientTape() as tape:
+                g_loss = -ops.mean(D(d_in(G(g_in(z, y), training=True), y), training=True))
+            self.update(self.g_optimizer, tape, g_loss, G)
+            return {"d_loss": d_loss, "g_loss": g_loss}
+
+    return Reference()
+
+
+def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
+    from keras_impl.train import TRAINERS  # torch before TensorFlow (specs/import_order.py)
+
+    # isort: split
+    import keras
+    import tensorflow as tf
+
+    if variant == "threads=1":
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    keras.utils.set_random_seed(0)
+    trainer = keras_reference(model, config) if variant == "reference" else TRAINERS[model](config, seed=0)
+    trainer.compile(jit_compile=variant == "xla")
+    dataset = tf.data.Dataset.from_tensors(example_batch(config, channels_first=False)).repeat()
+    if warmup:
+        trainer.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)  # traces, compiles
+    stamps = []
+    clock = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *_, **__: stamps.append(time.perf_counter()),
+                                           on_epoch_end=lambda *_, **__: stamps.append(time.perf_counter()))
+    start = time.perf_counter()
+    trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock], shuffle=False)
+    seconds = time.perf_counter() - start
+    median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
+    return {"seconds": seconds, "median_step": median, "threads": intra}
+
+
+# ----------------------------------------------------------------------------------------------- Processes
+
+
+def matmul_peak(backend: str, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n float32 matmul, the best of `repeats`, default threads."""
+    if backend == "torch":
+        import torch
+
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        run = lambda: a @ b  # noqa: E731
+    else:
+        from keras_impl import data  # noqa: F401  torch before TensorFlow
+
+        # isort: split
+        import tensorflow as tf
+
+        a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+        run = lambda: (a @ b).numpy()  # noqa: E731
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def cell(spec: dict) -> dict:
+    """The child process's work: a peak or one cell, as a dict; an exception becomes {"error": its first line}."""
+    try:
+        if spec["variant"] == "peak":
+            return {"gflops": matmul_peak(spec["backend"])}
+        config = config_of(spec["model"], spec["preset"], spec["max_batch"])
+        run = torch_cell if spec["backend"] == "torch" else keras_cell
+        return run(spec["model"], config, spec["variant"], spec["steps"], spec["warmup"])
+    except Exception as error:  # a variant the framework cannot run here (e.g. compile with a double backward)
+        return {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:150] if str(error) else ''}"}
+
+
+def run_child(spec: dict) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--cell", json.dumps(spec)],
+                          capture_output=True, text=True, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": f"the process failed (exit status {done.returncode}): {done.stderr.strip()[-200:]}"}
+    return json.loads(lines[-1])
+
+
+def default_steps(model: str, config) -> int:
+    return max(2, min(50, round(TARGET_GFLOP * 1e9 / step_flops(model, config))))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--variants", nargs="+", default=None, help="subset of: " + ", ".join(
+        dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; ours is always run)")
+    parser.add_argument("--steps", type=int, default=None, help=f"timed steps (default: ~{TARGET_GFLOP} GFLOP)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens there)")
+    parser.add_argument("--max-batch", type=int, default=128, help="cap on the preset's batch size (default 128)")
+    parser.add_argument("--cell", default=None, help=argparse.SUPPRESS)  # set in the child processes
+    args = parser.parse_args(argv)
+    known = set(VARIANTS["torch"] + VARIANTS["keras"])
+    if args.variants is not None and not set(args.variants) <= known:
+        parser.error(f"unknown variant(s) {sorted(set(args.variants) - known)}; known: {sorted(known)}")
+    if (args.steps is not None and args.steps < 1) or args.warmup < 0 or args.max_batch < 1:
+        parser.error("--steps and --max-batch must be at least 1, --warmup at least 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.cell:
+        return print(json.dumps(cell(json.loads(args.cell))), flush=True)
+    load = os.getloadavg()[0]
+    peaks = {backend: run_child({"backend": backend, "variant": "peak"}) for backend in args.backends}
+    rows = []
+    for preset in args.presets:
+        for model in args.models:
+            config = config_of(model, preset, args.max_batch)
+            steps = args.steps or default_steps(model, config)
+            flops = step_flops(model, config)
+            for backend in args.backends:
+                variants = [v for v in VARIANTS[backend] if v == "ours" or args.variants is None or v in args.variants]
+                base = {"backend": backend, "model": model, "preset": preset, "max_batch": args.max_batch,
+                        "steps": steps, "warmup": args.warmup}
+                results = {variant: run_child(base | {"variant": variant}) for variant in variants}
+                print(f"{preset} {model} {backend}: {results}", file=sys.stderr, flush=True)
+                rows.append((preset, model, config, backend, steps, flops, results))
+    print(f"command: python benchmarks/throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(f"1-minute load average {load:.2f} before, {os.getloadavg()[0]:.2f} after; matmul peak (2048^2 float32): "
+          + ", ".join(f"{b} {p.get('gflops', float('nan')):.1f} GFLOP/s" for b, p in peaks.items()) + "\n")
+    print("| preset | model | batch | backend | steps | ours img/s | reference img/s | ours / reference "
+          "| GFLOP per step | GFLOP/s | % of peak |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    extras, errors = [], []
+    for preset, model, config, backend, steps, flops, results in rows:
+        rate = {v: config.batch_size * steps / r["seconds"] for v, r in results.items() if "seconds" in r}
+        errors += [f"{preset} {model} {backend} {v}: {r['error']}" for v, r in results.items() if "error" in r]
+        ours, reference = rate.get("ours", float("nan")), rate.get("reference", float("nan"))
+        achieved = flops * ours / config.batch_size / 1e9
+        peak = peaks[backend].get("gflops", float("nan"))
+        print(f"| {preset} | {model} | {config.batch_size} | {backend} | {steps} | {ours:.1f} | {reference:.1f} | "
+              f"{ours / reference:.2f} | {flops / 1e9:.2f} | {achieved:.1f} | {100 * achieved / peak:.0f} |")
+        for variant in [v for v in results if v not in ("ours", "reference")]:
+            ratio = f"{rate[variant] / ours:.2f}" if variant in rate else "fails"
+            extras.append(f"| {preset} | {model} | {backend} | {variant} | {ratio} |")
+    if extras:
+        print("\naccelerations: images/s against ours of the same run (> 1 is faster)\n")
+        print("| preset | model | backend | variant | ratio |\n|---|---|---|---|---:|\n" + "\n".join(extras))
+    if errors:
+        print("\nfailures:\n" + "\n".join(f"- {error}" for error in errors))
+    for backend, peak in peaks.items():
+        if "error" in peak:
+            print(f"- {backend} peak: {peak['error']}")
+
+if __name__ == "__main__":
+    main()

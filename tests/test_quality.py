@@ -1,0 +1,272 @@
+"""The quality metric (specs/quality.py), `eval` in both backends, the Inception path, and the benchmarks' smoke runs.
+
+FID and KID are checked on Gaussian features, where their values are known; the classifier on digits; `eval` on a
+tiny CGAN checkpoint of each backend (1 epoch on `fake`, as in tests/test_cli.py); the Inception FID through
+torchmetrics with a small stand-in network (no download); the benchmarks with one tiny cell each, in this process.
+"""
+
+import contextlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+import torch_impl.evaluate as torch_evaluate
+import torch_impl.inception as inception
+import torch_impl.train as torch_train
+from parity import convert
+from specs import quality
+from specs.datasets import get_spec
+
+# isort: split
+import keras_impl.evaluate as keras_evaluate  # after torch_impl: torch before TensorFlow
+import keras_impl.train as keras_train
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = {"torch": torch_train, "keras": keras_train}
+TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "32", "--quiet"]
+
+
+def gaussian(n: int, d: int = 8, seed: int = 0, shift: float = 0.0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)) + shift
+
+
+def load_script(name: str):
+    """A benchmark script as a module (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------------- Metrics
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    x = gaussian(500)
+    assert quality.frechet_distance(x, x) == pytest.approx(0, abs=1e-9)
+
+
+def test_fid_equals_the_sqrtm_formula():
+    x, y = gaussian(400, seed=1), gaussian(300, seed=2) * 1.5 + 0.3
+    mu_x, mu_y, s_x, s_y = x.mean(0), y.mean(0), np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    expected = np.sum((mu_x - mu_y) ** 2) + np.trace(s_x + s_y - 2 * scipy.linalg.sqrtm(s_x @ s_y).real)
+    assert quality.frechet_distance(x, y) == pytest.approx(expected, rel=1e-9)
+
+
+def test_fid_grows_with_a_shift():
+    x = gaussian(500)
+    distances = [quality.frechet_distance(x, x + shift) for shift in (0.1, 0.5, 1.0, 2.0)]
+    assert distances == sorted(distances)
+    assert distances[-1] == pytest.approx(8 * 2.0**2)  # the same covariance: FID = |shift vector|^2
+
+
+def test_kid_is_unbiased_for_one_distribution_and_positive_for_two():
+    same = [quality.kernel_distance(gaussian(200, seed=2 * i), gaussian(200, seed=2 * i + 1), subsets=5)[0]
+            for i in range(30)]
+    assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(len(same))  # zero within three standard errors
+    shifted, spread = quality.kernel_distance(gaussian(200, seed=1), gaussian(200, seed=2, shift=0.5), subsets=5)
+    assert shifted > 10 * np.std(same) and shifted > 5 * spread
+
+
+def test_class_accuracy_counts_each_requested_class():
+    accuracy = quality.class_accuracy(np.array([0, 1, 1, 2, 0]), np.array([0, 1, 2, 2, 1]), 4)
+    assert accuracy[:3].tolist() == [1.0, 0.5, 0.5] and np.isnan(accuracy[3])
+
+
+def test_eval_inputs_ask_for_every_class_equally():
+    config = type("Config", (), {"latent_dim": 4, "conditional": True, "num_classes": 3})()
+    inputs = quality.eval_inputs(config, seed=0, num=9)
+    assert np.bincount(inputs.one_hot.argmax(1)).tolist() == [3, 3, 3] and inputs.z.shape == (9, 4)
+    parts = list(quality.chunks(inputs, 4))
+    assert [len(part.z) for part in parts] == [4, 4, 1] and np.array_equal(parts[2].one_hot, inputs.one_hot[8:])
+
+
+# ------------------------------------------------------------------------------------------------- Classifier
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """(data, spec, classifier) of digits, with the cache in a temporary folder."""
+    spec = get_spec("digits", cache_dir=str(tmp_path_factory.mktemp("cache")))
+    data = spec.load()
+    classifier, path = quality.load_classifier(data, spec)
+    assert path.is_file() and path.parent == spec.cache_root() / "quality"
+    return data, spec, classifier
+
+
+def test_the_digits_classifier_is_accurate_and_cached(digits):
+    data, spec, classifier = digits
+    assert classifier.accuracy >= 0.95
+    again, _ = quality.load_classifier(data, spec)  # from the cache: the same arrays
+    pairs = zip(again.weights + again.biases, classifier.weights + classifier.biases)
+    assert all(np.array_equal(a, b) for a, b in pairs)
+    assert classifier.features(data.images[:5]).shape == (5, 128)
+
+
+def test_real_vs_real_is_far_below_noise(digits):
+    data, _, classifier = digits
+    baseline = quality.real_baseline(classifier, data.images)
+    noise = np.random.default_rng(0).integers(0, 256, data.images[:500].shape, dtype=np.uint8)
+    scores = quality.score(classifier, data.images, noise)
+    assert baseline["fid"] < scores["fid"] / 20 and abs(baseline["kid"]) < scores["kid"] / 20
+
+
+def test_the_classifier_trains_deterministically(digits):
+    data = digits[0]
+    small = type(data)(data.images[:300], data.labels[:300], 10, data.class_names)
+    first, second = quality.train_classifier(small), quality.train_classifier(small)
+    assert all(np.array_equal(a, b) for a, b in zip(first.weights, second.weights)) and first.scale == second.scale
+
+
+def test_a_data_set_without_classes_is_refused():
+    data = get_spec("fake", image_size=16, fake_size=64).load()
+    one_class = type(data)(data.images, np.zeros_like(data.labels), 1, ("all",))
+    with pytest.raises(quality.RunError, match="at least 2 classes"):
+        quality.train_classifier(one_class)
+
+
+# ------------------------------------------------------------------------------------------------------- eval
+
+
+@pytest.fixture(scope="module")
+def cgan_runs(tmp_path_factory):
+    """A 1-epoch tiny CGAN run of each backend on `fake`: {backend: run folder}, and the cache folder."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, module in BACKENDS.items():
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            argv = ["train", "cgan", *TINY, "--epochs", "1", "--cache-dir", str(root / "cache"), "--out",
+                    str(root / name)]
+            assert module.main(argv) == 0, printed.getvalue()
+    return {name: root / name for name in BACKENDS}, root / "cache"
+
+
+def run_eval(backend: str, run: Path, cache: Path, capsys, *flags: str) -> dict:
+    argv = ["eval", "cgan", "--checkpoint", str(run), "--num", "60", "--cache-dir", str(cache), "--json", *flags]
+    assert BACKENDS[backend].main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_eval_scores_a_checkpoint(backend, cgan_runs, capsys):
+    runs, cache = cgan_runs
+    result = run_eval(backend, runs[backend], cache, capsys)
+    assert (result["model"], result["backend"], result["samples"], result["real"]) == ("cgan", backend, 60, 256)
+    ours = result["samples_vs_real"]
+    assert np.isfinite([ours["fid"], ours["kid"], result["real_vs_real"]["fid"]]).all()
+    assert len(ours["class_accuracy"]) == 10 and 0 <= ours["accuracy"] <= 1
+    argv = ["eval", "cgan", "--checkpoint", str(runs[backend]), "--num", "60", "--cache-dir", str(cache)]
+    assert BACKENDS[backend].main(argv) == 0
+    assert "| FID (classifier features) |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_eval_of_the_wrong_model_is_one_line(backend, cgan_runs, capsys):
+    runs, cache = cgan_runs
+    assert BACKENDS[backend].main(["eval", "dcgan", "--checkpoint", str(runs[backend])]) == 2
+    assert capsys.readouterr().err.strip() == f"gan-{backend}: error: the checkpoint holds a cgan model, not dcgan"
+
+
+def test_both_backends_score_the_same_generator_alike(cgan_runs):
+    """The torch generator's weights copied into Keras: the same samples (to a rounding flip of one grey level),
+    hence the same scores from the one classifier."""
+    runs, cache = cgan_runs
+    torch_trainer, _ = torch_evaluate.load_trainer("cgan", runs["torch"])
+    keras_trainer = keras_train.TRAINERS["cgan"](torch_trainer.config)
+    convert.torch_to_keras(convert.trainer_table(torch_trainer, keras_trainer, ("generator",)))
+    inputs = quality.eval_inputs(torch_trainer.config, 0, 200)
+    ours, theirs = torch_evaluate.generate_images(torch_trainer, inputs), keras_evaluate.generate_images(
+        keras_trainer, inputs)
+    assert np.abs(ours.astype(int) - theirs).max() <= 1 and np.mean(ours != theirs) < 1e-3
+    data = get_spec("fake", image_size=16, cache_dir=str(cache)).load()
+    classifier, _ = quality.load_classifier(data, get_spec("fake", image_size=16, cache_dir=str(cache)))
+    requested = inputs.one_hot.argmax(1)
+    a, b = (quality.score(classifier, data.images, images, requested, 10) for images in (ours, theirs))
+    assert a["fid"] == pytest.approx(b["fid"], rel=1e-3) and a["kid"] == pytest.approx(b["kid"], rel=1e-2, abs=1e-4)
+
+
+# -------------------------------------------------------------------------------------------------- Inception
+
+
+class StandIn(torch.nn.Module):
+    """Maps uint8 (N, 3, H, W) to 6 features, as torchmetrics's Inception does to 2048 (nothing downloaded)."""
+
+    num_features = 6
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pooled = torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 2).flatten(1)  # (N, 12)
+        return pooled[:, :6] * pooled[:, 6:]
+
+
+def test_inception_fid_with_a_stand_in_network_matches_our_fid():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (120, 16, 16, 1), dtype=np.uint8)
+    fake = np.clip(real.astype(int) + rng.integers(0, 60, real.shape), 0, 255).astype(np.uint8)
+    value = inception.frechet_inception_distance(real, fake, feature=StandIn(), batch_size=50)
+    with torch.no_grad():
+        expected = quality.frechet_distance(*(StandIn()(inception.inception_input(x)).double().numpy()
+                                              for x in (real, fake)))
+    assert value == pytest.approx(expected, rel=1e-3) and value > 0
+
+
+def test_eval_inception_flag_reaches_torchmetrics(cgan_runs, capsys, monkeypatch):
+    runs, cache = cgan_runs
+    stand_in = inception.frechet_inception_distance
+
+    def with_stand_in(real, fake):
+        assert real.dtype == fake.dtype == np.uint8 and fake.shape == (60, 16, 16, 1)
+        return stand_in(real, fake, feature=StandIn())
+
+    monkeypatch.setattr(inception, "frechet_inception_distance", with_stand_in)
+    result = run_eval("keras", runs["keras"], cache, capsys, "--inception")
+    assert result["samples_vs_real"]["inception_fid"] > 0
+
+
+# ------------------------------------------------------------------------------------------------- Benchmarks
+
+
+def test_quality_benchmark_smoke(digits):
+    benchmark = load_script("quality")
+    args = benchmark.parse_args(["--steps", "2", "--seeds", "1", "--models", "dcgan", "cgan", "--backends", "torch"])
+    assert args.steps_for == [2, 2] and benchmark.parse_args([]).steps_for == list(benchmark.STEPS.values())
+    assert benchmark.parse_args(["--steps", "7", "cgan=9"]).steps_for == [7, 7, 9]
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--steps", "gan=3"])
+    data, spec, classifier = digits
+    images, requested, seconds = benchmark.train_and_sample("torch", "dcgan", 0, 2, 20, spec.cache_dir)
+    assert images.shape == (20, 32, 32, 1) and images.dtype == np.uint8 and requested is None
+    cells = {("dcgan", "torch"): [quality.score(classifier, data.images, images) | {"seconds": seconds}]}
+    real = quality.score(classifier, data.images, data.images[:100], data.labels[:100], 10)  # real images as a CGAN
+    assert real["accuracy"] > 0.95
+    cells["cgan", "torch"] = [real | {"seconds": 0.0}]
+    text = benchmark.table(cells, quality.real_baseline(classifier, data.images), classifier, args)
+    assert "| dcgan | 2 | torch |" in text and "| cgan | 2 | torch |" in text and "real vs real" in text
+
+
+def test_quality_benchmark_writes_between_the_readme_markers(tmp_path):
+    benchmark = load_script("quality")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{benchmark.MARKERS[0]}\nold\n{benchmark.MARKERS[1]}\nafter\n")
+    benchmark.write_readme("| new |", readme)
+    assert readme.read_text() == f"before\n{benchmark.MARKERS[0]}\n| new |\n{benchmark.MARKERS[1]}\nafter\n"
+    assert benchmark.MARKERS[0] in (ROOT / "README.md").read_text()
+
+
+def test_throughput_benchmark_smoke():
+    benchmark = load_script("throughput")
+    args = benchmark.parse_args(["--models", "dcgan", "--presets", "digits", "--variants", "reference"])
+    assert args.models == ["dcgan"] and args.variants == ["reference"]
+    book = benchmark.config_of("dcgan", "book", 128)
+    assert benchmark.network_flops(book)[0] == pytest.approx(205.1e6, rel=1e-3)  # hand count of the book's G
+    for backend, model, variant in (("torch", "cgan", "ours"), ("torch", "cgan", "reference"),
+                                    ("keras", "dcgan", "reference")):
+        spec = {"backend": backend, "model": model, "preset": "digits", "variant": variant, "max_batch": 8,
+                "steps": 1, "warmup": 1}
+        result = benchmark.cell(spec)
+        assert result.get("seconds", 0) > 0, result
