@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_impl import cgan, dcgan, wgan_gp
 from keras_impl.data import batches
+from keras_impl.distributed import is_chief, on_chief, setup, synchronize
 from specs import cli
 from specs.datasets import DatasetSpec, to_uint8
 from specs.images import save_grid, write_atomically
@@ -27,8 +28,10 @@ from specs.runs import (
     all_finite,
     check_resumable,
     checkpoint_meta,
+    find_checkpoint,
     sample_inputs,
     sample_request,
+    unreadable_checkpoint,
 )
 
 BACKEND = "keras"
@@ -57,7 +60,7 @@ def load_checkpoint(path: Path) -> dict:
             arrays = {key: archive[key] for key in archive.files}
         meta = json.loads(str(arrays.pop("meta")))
     except Exception as error:  # a truncated, foreign or corrupt file
-        raise RunError(f"cannot read the checkpoint {path}: {error}") from None
+        raise unreadable_checkpoint(path, BACKEND, error) from None
     return {"meta": meta, "arrays": arrays}
 
 
@@ -73,6 +76,19 @@ def restore(trainer, state: dict) -> None:
     _assign(trainer.variables, state["arrays"], "networks/")
     for name, optimizer in optimizers(trainer):
         _assign(optimizer.variables, state["arrays"], f"optimizers/{name}/")
+
+
+def state_finite(trainer) -> bool:
+    """Whether every weight, BatchNorm statistic and Adam moment is finite (a checkpoint is written only then)."""
+    variables = list(trainer.variables)
+    for _, optimizer in optimizers(trainer):
+        variables += list(optimizer.variables)
+    return all(bool(np.isfinite(variable.numpy()).all()) for variable in variables)
+
+
+def parameter_bytes(trainer) -> int:
+    """Bytes of the networks' weights and statistics, from which the disk-space check sizes a checkpoint."""
+    return sum(int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize for variable in trainer.variables)
 
 
 # ------------------------------------------------------------------------------------------------- Run outputs
@@ -96,25 +112,32 @@ class RunOutputs(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if not all_finite(logs):
-            self.diverged = f"batch {batch + 1}: " + ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+            values = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+            self.diverged = f"a loss is not finite at batch {batch + 1}: {values}"
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged is not None:
+        if self.diverged is None and not state_finite(self.model):  # a last update can break weights silently
+            self.diverged = f"a weight or optimiser moment is not finite after epoch {epoch + 1}"
+            self.model.stop_training = True
+        if self.diverged is not None or not is_chief():  # the chief alone writes the run folder
             return
         step = (epoch + 1) * self.steps_per_epoch
-        self.run.save_samples(epoch, generate(self.model, self.inputs), self.inputs.rows)
-        self.run.log_epoch(epoch, step, logs)
-        meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
-        save_checkpoint(self.model, self.run.checkpoint, meta)
+        with self.run.saving():  # a failed write (disk full) ends the run with the last checkpoint intact
+            self.run.save_samples(epoch, generate(self.model, self.inputs), self.inputs.rows)
+            self.run.log_epoch(epoch, step, logs)
+            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
+            save_checkpoint(self.model, self.run.checkpoint, meta)
 
 
 # ---------------------------------------------------------------------------------------------------- Commands
 
 
-def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: bool, verbose: bool) -> int:
+def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: bool, verbose: bool,
+          strategy: str | None = None) -> int:
+    setup(strategy)  # one device, or the replicas of a tf.distribute strategy
     run = Run(out, CHECKPOINT)
-    run.prepare(resume)
+    on_chief(run.prepare, resume)
     data = spec.load()
     config = conditioned_on(config, data.num_classes)
     data_info = {"dataset": spec.name, "seed": seed, "class_names": list(data.class_names)}
@@ -122,30 +145,31 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     keras.utils.set_random_seed(seed)
     trainer = TRAINERS[model](config, seed=seed)
     trainer.compile()
+    synchronize(trainer)
     first_epoch = 0
     if resume:
-        state = load_checkpoint(run.checkpoint)
+        state = on_chief(load_checkpoint, run.checkpoint)
         check_resumable(state["meta"], BACKEND, model, config, data_info)
         restore(trainer, state)
         first_epoch = state["meta"]["epoch"] + 1
+    on_chief(run.check_space, config, parameter_bytes(trainer), config.epochs - first_epoch)
     outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info)
-    tensorboard = keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False)
+    tensorboard = [keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False)] if is_chief() else []
     dataset = batches(data, spec, config.batch_size, first_epoch, config.epochs - first_epoch, config.conditional)
     trainer.fit(dataset, epochs=config.epochs,
-                initial_epoch=first_epoch, callbacks=[outputs, tensorboard], verbose=int(verbose),
+                initial_epoch=first_epoch, callbacks=[outputs, *tensorboard], verbose=int(verbose and is_chief()),
                 steps_per_epoch=steps_per_epoch, shuffle=False)
     if outputs.diverged is not None:
-        print(f"gan-{BACKEND}: training stopped, a loss is not finite at {outputs.diverged}; the last good "
-              f"checkpoint is kept in {run.checkpoint}", file=sys.stderr)
+        if is_chief():  # the others stop alike, with nothing of their own to report
+            print(f"gan-{BACKEND}: {run.diverged_message(outputs.diverged)}", file=sys.stderr)
         return 1
-    print(f"gan-{BACKEND}: trained to epoch {config.epochs}; samples, losses.csv and {CHECKPOINT} in {out}")
+    if is_chief():
+        print(f"gan-{BACKEND}: trained to epoch {config.epochs}; samples, losses.csv and {CHECKPOINT} in {out}")
     return 0
 
 
 def sample(model: str, checkpoint: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
-    path = checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
-    if not path.is_file():
-        raise RunError(f"no checkpoint at {path}; pass a run folder of gan-{BACKEND} or its {CHECKPOINT}")
+    path = find_checkpoint(checkpoint, BACKEND)
     state = load_checkpoint(path)
     config, inputs = sample_request(state["meta"], model, num, seed, label)
     trainer = TRAINERS[model](config)
@@ -156,7 +180,9 @@ def sample(model: str, checkpoint: Path, out: Path, num: int, seed: int, label: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, BACKEND, train, sample)
+    from keras_impl.evaluate import evaluate  # evaluate.py reads checkpoints with this module's functions
+
+    return cli.main(argv, BACKEND, train, sample, evaluate)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,26 @@
 """`python -m parity` (also `gan-parity`): prove that torch_impl and keras_impl compute the same thing.
 
-  check MODEL   run the named checks for every preset and update order; exit 1 on any failure
-  data          show the first batch of a data set as each backend sees it, and whether the bytes agree
+  check MODEL       run the named checks for every preset and update order; exit 1 on any failure
+  data              show the first batch of a data set as each backend sees it, and whether the bytes agree
+  pitfalls          seed each catalogued porting bug and show which check catches it (parity/pitfalls.py)
+  convert CHECKPOINT   a checkpoint of one backend as a checkpoint of the other (parity/checkpoint.py)
+  sidebyside MODEL  the torch and Keras sources of a model as one HTML page (parity/sidebyside.py)
+Each of the last three lives in its own module, which adds its parser with `register(commands)`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 import time
 
 from parity import checks
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
+
+SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside")
 
 
 def check_variants(model: str, presets: list[str], orders: list[str]):
@@ -77,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="compare the first batch each backend reads (--help for its flags)",
                                add_help=False)
     data.add_argument("args", nargs=argparse.REMAINDER)
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     return parser
 
 
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return data.main(argv[1:])
     args = build_parser().parse_args(argv)
-    for model in args.models:
+    for model in args.models if args.command == "check" else ():
         unknown = sorted(set(args.preset or ()) - set(PRESETS[model]))
         if unknown:
             print(f"gan-parity: unknown preset {unknown} for {model}; known: {', '.join(PRESETS[model])}",

@@ -2,6 +2,7 @@
 
   gan-torch train MODEL --dataset digits --epochs N --batch-size B --seed S --out DIR [--resume] [--preset book]
   gan-torch sample MODEL --checkpoint DIR_OR_FILE --out grid.png [--num 64] [--seed S]
+  gan-torch eval MODEL --checkpoint DIR_OR_FILE [--num 1000] [--seed S] [--dataset NAME] [--inception] [--json]
 Every field of the model's configuration (specs/models.py) is a flag of the same name (`--learning-rate`,
 `--update-order`, ...) that overrides the preset. A user mistake prints one line and exits with status 2.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from specs.datasets import DATASETS, DataError, DatasetSpec
 from specs.models import PRESETS, ConfigError, get_config
+from specs.quality import EvalRequest
 from specs.runs import RunError
 
 
@@ -57,13 +59,23 @@ def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
                            help=comments.get(field.name, "").replace("%", "%%"))
 
 
+DATA_PARALLEL = {  # the train --help epilog: how each backend trains on several processes, devices or machines
+    "torch": "Several processes (one machine or several): torchrun --nproc_per_node N [--nnodes M --node_rank R "
+             "--master_addr HOST --master_port PORT] -m torch_impl train MODEL ...; --batch-size is the global "
+             "batch, split evenly over the processes; rank 0 alone writes --out.",
+    "keras": "Several devices: --strategy mirrored. Several machines: the same command on every worker, each with "
+             "its own TF_CONFIG (MultiWorkerMirroredStrategy); --batch-size is the global batch, split evenly over "
+             "the replicas; the chief alone writes --out.",
+}
+
+
 def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=f"Train and sample GANs with the {backend} backend.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a model")
     train_models = train.add_subparsers(dest="model", required=True)
     for model in PRESETS:
-        sub = train_models.add_parser(model, help=f"train a {model}")
+        sub = train_models.add_parser(model, help=f"train a {model}", epilog=DATA_PARALLEL[backend])
         sub.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
         sub.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist, ...)")
         sub.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
@@ -74,6 +86,11 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
         sub.add_argument("--out", default=None, help=f"run folder (default runs/{backend}/{model}/DATASET)")
         sub.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        if backend == "keras":
+            sub.add_argument("--strategy", choices=("mirrored", "multiworker"), default=None,
+                             help="tf.distribute strategy: mirrored (every local GPU, else every logical CPU "
+                                  "device) or multiworker (TF_CONFIG); default: multiworker when TF_CONFIG is set, "
+                                  "else one device")
         add_config_flags(sub, model)
     sample = commands.add_parser("sample", help="write a grid of generated images from a checkpoint")
     sample.add_argument("model", choices=list(PRESETS))
@@ -82,6 +99,17 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     sample.add_argument("--num", type=positive_int, default=64, help="number of images (default 64)")
     sample.add_argument("--seed", type=int, default=0, help="seeds the noise")
     sample.add_argument("--label", default=None, help="cgan: draw only this class (its index or its name)")
+    evaluate = commands.add_parser("eval", help="score a checkpoint's samples: FID, KID (specs/quality.py)")
+    evaluate.add_argument("model", choices=list(PRESETS))
+    evaluate.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
+    evaluate.add_argument("--num", type=positive_int, default=1000, help="samples to score (default 1000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seeds the noise")
+    evaluate.add_argument("--dataset", default=None, help="real data to compare with (default: the checkpoint's)")
+    evaluate.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist, ...)")
+    evaluate.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
+    evaluate.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
+    evaluate.add_argument("--inception", action="store_true", help="also the Inception FID (needs [inception])")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -98,14 +126,22 @@ def resolve_train(args: argparse.Namespace, backend: str) -> tuple[object, Datas
     return config, spec, out
 
 
-def main(argv: list[str] | None, backend: str, train: Callable[..., int], sample: Callable[..., int]) -> int:
-    """Parse, run the backend's `train` or `sample`, and turn a user mistake into one line and status 2."""
+def main(argv: list[str] | None, backend: str, train: Callable[..., int], sample: Callable[..., int],
+         evaluate: Callable[..., int] | None = None) -> int:
+    """Parse, run the backend's `train`, `sample` or `evaluate`, and turn a user mistake into one line and status 2."""
     prog = f"gan-{backend}"
     args = build_parser(prog, backend).parse_args(argv)
     try:
         if args.command == "train":
             config, spec, out = resolve_train(args, backend)
-            return train(args.model, config, spec, out, seed=args.seed, resume=args.resume, verbose=not args.quiet)
+            options = {"strategy": args.strategy} if "strategy" in args else {}  # keras: its tf.distribute strategy
+            return train(args.model, config, spec, out, seed=args.seed, resume=args.resume, verbose=not args.quiet,
+                         **options)
+        if args.command == "eval":
+            request = EvalRequest(num=args.num, seed=args.seed, dataset=args.dataset, data_dir=args.data_dir,
+                                  attribute=args.attribute, cache_dir=args.cache_dir, inception=args.inception,
+                                  as_json=args.json)
+            return evaluate(args.model, Path(args.checkpoint), request)
         return sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed, label=args.label)
     except (DataError, RunError, ConfigError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)

@@ -32,7 +32,7 @@ class GANConfig:
     latent_dim: int = 100  # size of z ~ N(0, 1)
     width: int = 64  # filters of the first discriminator conv; doubles with every stride-2 block
     max_width: int = 0  # cap on the filters of any conv (0: no cap); the book's CGAN stays at 128
-    batch_size: int = 64  # images per train step
+    batch_size: int = 64  # images per train step: the global batch, split evenly over processes or replicas
     epochs: int = 20  # passes over the data set
     learning_rate: float = 2e-4  # Adam, both networks
     beta_1: float = 0.5  # Adam first-moment decay
