@@ -19,6 +19,8 @@ only to reach the generator 2 x, one without gradient 1 x, and the gradient pena
 kept as a graph, and the double backward through both). Activations, BatchNorm and Adam are left out.
 The peak is a 2048x2048 float32 matmul in each framework with its default threads. Batches are random, fixed, in
 [-1, 1]: compute only. The preset's batch size is kept up to --max-batch (WGAN-GP's book batch of 512 runs at 128).
+Images/s are batch size / median step time: on a shared machine one slow step (another process, a page fault)
+moves the mean of a few steps by tens of per cent, the median hardly.
 """
 
 from __future__ import annotations
@@ -354,14 +356,20 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{preset} {model} {backend}: {results}", file=sys.stderr, flush=True)
                 rows.append((preset, model, config, backend, steps, flops, results))
     print(f"command: python benchmarks/throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print(f"1-minute load average {load:.2f} before, {os.getloadavg()[0]:.2f} after; matmul peak (2048^2 float32): "
+    print(f"1-minute load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
+    report(rows, peaks)
+
+
+def report(rows: list[tuple], peaks: dict) -> None:
+    """The tables: one row per (preset, model, backend), then the accelerations, then what failed."""
+    print("matmul peak (2048^2 float32): "
           + ", ".join(f"{b} {p.get('gflops', float('nan')):.1f} GFLOP/s" for b, p in peaks.items()) + "\n")
     print("| preset | model | batch | backend | steps | ours img/s | reference img/s | ours / reference "
           "| GFLOP per step | GFLOP/s | % of peak |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     extras, errors = [], []
     for preset, model, config, backend, steps, flops, results in rows:
-        rate = {v: config.batch_size * steps / r["seconds"] for v, r in results.items() if "seconds" in r}
+        rate = {v: config.batch_size / r["median_step"] for v, r in results.items() if "median_step" in r}
         errors += [f"{preset} {model} {backend} {v}: {r['error']}" for v, r in results.items() if "error" in r]
         ours, reference = rate.get("ours", float("nan")), rate.get("reference", float("nan"))
         achieved = flops * ours / config.batch_size / 1e9

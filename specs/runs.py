@@ -80,17 +80,22 @@ def resolve_label(label: str, class_names: list[str]) -> int:
     raise RunError(f"no class {label!r}: this model knows {len(class_names)} classes: {listing}")
 
 
-def sample_request(meta: dict, model: str, num: int, seed: int, label: str | None):
-    """The configuration a checkpoint was trained with, and the inputs of the grid that `sample` asks for."""
-    if meta.get("model") != model:
-        raise RunError(f"the checkpoint holds a {meta.get('model')} model, not {model}; "
-                       f"sample it as {meta.get('model')}: `sample {meta.get('model')} --checkpoint ...`")
-    config = checkpoint_config(meta, model)
+def sample_request(meta: dict, config, num: int, seed: int, label: str | None) -> SampleInputs:
+    """The inputs of the grid that `sample` asks for, from a checkpoint's meta and configuration."""
     if label is not None and not config.conditional:
-        raise RunError(f"--label needs a conditional model (cgan); {model} draws no chosen class")
+        raise RunError(f"--label needs a conditional model (cgan); {meta['model']} draws no chosen class")
     if label is not None:
         label = resolve_label(label, meta["data"]["class_names"])
-    return config, sample_inputs(config, seed, num, label)
+    return sample_inputs(config, seed, num, label)
+
+
+def checkpoint_model(meta: dict, model: str):
+    """The configuration of a checkpoint that must hold `model`; RunError naming the model it holds otherwise."""
+    if meta.get("model") != model:
+        found = meta.get("model")
+        raise RunError(f"the checkpoint holds a {found} model, not {model}; name it as {found}: "
+                       f"`sample {found} --checkpoint ...`, `eval {found} --checkpoint ...`")
+    return checkpoint_config(meta, model)
 
 
 def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, data: dict) -> dict:

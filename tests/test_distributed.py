@@ -2,9 +2,9 @@
 
 Each engine trains a tiny configuration (fake data, 16x16, width 4, a global batch of 64: 4 steps an epoch, one
 critic step, dropout 0 because dropout masks are random draws) on two replicas, through the command line:
-- torch: `torchrun --standalone --nproc_per_node 2` (gloo, CPU): dcgan, wgan_gp, cgan;
+- torch: `torchrun --standalone --nproc_per_node 2` (gloo, CPU): dcgan, and cgan (WGAN-GP's train step with labels);
 - keras: MirroredStrategy over two logical CPU devices (`--strategy mirrored`), in a subprocess, since logical
-  devices are configured before TensorFlow starts: dcgan, wgan_gp;
+  devices are configured before TensorFlow starts: dcgan;
 - keras: MultiWorkerMirroredStrategy, two local worker processes (TF_CONFIG, free loopback ports): cgan, which
   has it all (gradient penalty, BatchNorm in the generator, batches of images and labels).
 A run of 2 epochs is 1 epoch, then `--resume` to epoch 2. After training, every weight, BatchNorm statistic (and
@@ -35,11 +35,11 @@ TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim
         "--dropout", "0", "--quiet"]
 MODEL_FLAGS = {"dcgan": [], "wgan_gp": ["--critic-steps", "1"], "cgan": ["--critic-steps", "1"]}
 JOBS = {  # engine: {model: the epochs each run trains to, the later ones resuming in the same run folder}
-    "torch": {"dcgan": [1, 2], "wgan_gp": [1], "cgan": [1]},
-    "mirrored": {"dcgan": [1, 2], "wgan_gp": [1]},
+    "torch": {"dcgan": [1, 2], "cgan": [1]},
+    "mirrored": {"dcgan": [1, 2]},
     "multiworker": {"cgan": [1, 2]},
 }
-TOLERANCE = 1e-4  # max |distributed - one process| / max(1, max |one process|) per tensor (measured <= 2.5e-7)
+TOLERANCE = 1e-4  # max |distributed - one process| / max(1, max |one process|) per tensor (measured <= 3.4e-7)
 TIMEOUT = 300  # seconds for the workers; a hung collective fails the test instead of blocking it
 
 # ---------------------------------------------------------------------------------------------------- Helpers

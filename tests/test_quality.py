@@ -170,14 +170,16 @@ def test_eval_scores_a_checkpoint(backend, cgan_runs, capsys):
 def test_eval_of_the_wrong_model_is_one_line(backend, cgan_runs, capsys):
     runs, cache = cgan_runs
     assert BACKENDS[backend].main(["eval", "dcgan", "--checkpoint", str(runs[backend])]) == 2
-    assert capsys.readouterr().err.strip() == f"gan-{backend}: error: the checkpoint holds a cgan model, not dcgan"
+    assert capsys.readouterr().err.strip() == (f"gan-{backend}: error: the checkpoint holds a cgan model, not dcgan; "
+                                               "name it as cgan: `sample cgan --checkpoint ...`, "
+                                               "`eval cgan --checkpoint ...`")
 
 
 def test_both_backends_score_the_same_generator_alike(cgan_runs):
     """The torch generator's weights copied into Keras: the same samples (to a rounding flip of one grey level),
     hence the same scores from the one classifier."""
     runs, cache = cgan_runs
-    torch_trainer, _ = torch_evaluate.load_trainer("cgan", runs["torch"])
+    torch_trainer, _, _ = torch_train.load_trained("cgan", runs["torch"])
     keras_trainer = keras_train.TRAINERS["cgan"](torch_trainer.config)
     convert.torch_to_keras(convert.trainer_table(torch_trainer, keras_trainer, ("generator",)))
     inputs = quality.eval_inputs(torch_trainer.config, 0, 200)

@@ -14,26 +14,12 @@ import numpy as np
 
 from specs import quality
 from specs.datasets import to_uint8
-from specs.models import config_from_dict
-from specs.runs import RunError, SampleInputs
-from torch_impl.train import BACKEND, CHECKPOINT, TRAINERS, generate, load_checkpoint
+from specs.runs import SampleInputs
+from torch_impl.train import generate, load_trained
 
 BATCH = 250  # samples generated at once
 
 # ---------------------------------------------------------------------------------------------------- Samples
-
-
-def load_trainer(model: str, checkpoint: Path):
-    """The trainer of a run folder or checkpoint file, networks restored; and the checkpoint's meta."""
-    path = checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
-    if not path.is_file():
-        raise RunError(f"no checkpoint at {path}; pass a run folder of gan-{BACKEND} or its {CHECKPOINT}")
-    state = load_checkpoint(path)
-    if state["meta"]["model"] != model:
-        raise RunError(f"the checkpoint holds a {state['meta']['model']} model, not {model}")
-    trainer = TRAINERS[model](config_from_dict(model, state["meta"]["config"]))
-    trainer.load_state_dict(state["networks"])
-    return trainer, state["meta"]
 
 
 def generate_images(trainer, inputs: SampleInputs) -> np.ndarray:
@@ -45,7 +31,7 @@ def generate_images(trainer, inputs: SampleInputs) -> np.ndarray:
 
 
 def evaluate(model: str, checkpoint: Path, request: quality.EvalRequest) -> int:
-    trainer, meta = load_trainer(model, checkpoint)
+    trainer, meta, _ = load_trained(model, checkpoint)
     inputs = quality.eval_inputs(trainer.config, request.seed, request.num)
     images = generate_images(trainer, inputs)
     inception = None

@@ -25,6 +25,7 @@ from specs.runs import (
     all_finite,
     check_resumable,
     checkpoint_meta,
+    checkpoint_model,
     find_checkpoint,
     sample_inputs,
     sample_request,
@@ -177,12 +178,19 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     return 0
 
 
-def sample(model: str, checkpoint: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
+def load_trained(model: str, checkpoint: Path):
+    """The trainer of a run folder or checkpoint file, its networks restored (no optimisers), and the checkpoint's
+    meta and file: what `sample` and `eval` draw from."""
     path = find_checkpoint(checkpoint, BACKEND)
     state = load_checkpoint(path)
-    config, inputs = sample_request(state["meta"], model, num, seed, label)
-    trainer = TRAINERS[model](config)
+    trainer = TRAINERS[model](checkpoint_model(state["meta"], model))
     _load_networks(trainer, state["networks"])
+    return trainer, state["meta"], path
+
+
+def sample(model: str, checkpoint: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
+    trainer, meta, path = load_trained(model, checkpoint)
+    inputs = sample_request(meta, trainer.config, num, seed, label)
     save_grid(to_uint8(generate(trainer, inputs)), out, inputs.rows)
     print(f"gan-{BACKEND}: {len(inputs.z)} samples from {path} written to {out}")
     return 0
