@@ -18,7 +18,7 @@ The written meta says `backend`: the target, and `converted_from`: the source's 
 
 The RNG state cannot be carried: the two backends draw noise and dropout masks with different generators, and no
 state of one makes the other draw the same numbers. The target's generators start as a fresh run of the target
-backend with the checkpoint's seed starts them. A converted checkpoint therefore resumes the same training (same
+backend with the checkpoint's seed would start them. A converted checkpoint therefore resumes the same training (same
 weights, moments, step, epoch and batch order) with other noise than the source backend would have drawn; resuming
 in the source backend stays exact.
 
