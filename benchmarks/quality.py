@@ -50,28 +50,21 @@ def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, 
     epochs = math.ceil(steps / per_epoch)
     start = time.perf_counter()
     if backend == "torch":
-        import torch
 
         from torch_impl import data as loader
         from torch_impl.evaluate import generate_images
-        from torch_impl.train import TRAINERS
+        from torch_impl.trainers import build_trainer
 
-        torch.manual_seed(seed)
-        trainer = TRAINERS[model](config, seed=seed)
+        trainer = build_trainer(model, config, seed)
         trainer.fit(lambda epoch: itertools.islice(loader.batches(data, spec, config.batch_size, epoch,
                                                                   config.conditional), steps - epoch * per_epoch),
                     epochs=epochs, verbose=0)
     else:
         from keras_impl import data as loader  # torch before TensorFlow (specs/import_order.py)
         from keras_impl.evaluate import generate_images
-        from keras_impl.train import TRAINERS
+        from keras_impl.trainers import build_trainer
 
-        # isort: split
-        import keras
-
-        keras.utils.set_random_seed(seed)
-        trainer = TRAINERS[model](config, seed=seed)
-        trainer.compile()
+        trainer = build_trainer(model, config, seed)
         dataset = loader.batches(data, spec, config.batch_size, 0, epochs, config.conditional)
         trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start

@@ -134,7 +134,7 @@ def torch_reference(model: str, config):
 def torch_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
     import torch
 
-    from torch_impl.train import TRAINERS
+    from torch_impl.trainers import build_trainer
 
     if variant == "threads=1":
         torch.set_num_threads(1)
@@ -144,7 +144,7 @@ def torch_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
     if variant == "reference":
         step = torch_reference(model, config)
     else:
-        trainer = TRAINERS[model](config, seed=0)
+        trainer = build_trainer(model, config, seed=0)
         trainer.train()
         if variant == "compile":  # not a critic with a penalty: compiled graphs have no double backward
             for name in ("generator", "discriminator") if model == "dcgan" else ("generator",):
@@ -238,7 +238,7 @@ def keras_reference(model: str, config):
 
 
 def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
-    from keras_impl.train import TRAINERS  # torch before TensorFlow (specs/import_order.py)
+    from keras_impl.trainers import build_trainer  # torch before TensorFlow (specs/import_order.py)
 
     # isort: split
     import keras
@@ -247,8 +247,12 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
     if variant == "threads=1":
         tf.config.threading.set_intra_op_parallelism_threads(1)
     keras.utils.set_random_seed(0)
-    trainer = keras_reference(model, config) if variant == "reference" else TRAINERS[model](config, seed=0)
-    trainer.compile(jit_compile=variant == "xla")
+    if variant == "reference":
+        trainer = keras_reference(model, config)
+        trainer.compile()
+    else:
+        trainer = build_trainer(model, config, seed=0)
+    trainer.jit_compile = variant == "xla"  # fit's XLA switch (compile's jit_compile sets the same attribute)
     dataset = tf.data.Dataset.from_tensors(example_batch(config, channels_first=False)).repeat()
     if warmup:
         trainer.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)  # traces, compiles

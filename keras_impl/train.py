@@ -14,9 +14,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_impl import cgan, dcgan, wgan_gp
 from keras_impl.data import batches
 from keras_impl.distributed import is_chief, on_chief, setup, synchronize
+from keras_impl.trainers import build_trainer
 from specs import cli
 from specs.datasets import DatasetSpec, to_uint8
 from specs.images import save_grid, write_atomically
@@ -37,7 +37,6 @@ from specs.runs import (
 
 BACKEND = "keras"
 CHECKPOINT = "checkpoint.npz"
-TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP, "cgan": cgan.CGAN}
 
 # ------------------------------------------------------------------------------------------------- Checkpoints
 
@@ -143,9 +142,7 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     config = conditioned_on(config, data.num_classes)
     data_info = {"dataset": spec.name, "seed": seed, "class_names": list(data.class_names)}
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
-    keras.utils.set_random_seed(seed)
-    trainer = TRAINERS[model](config, seed=seed)
-    trainer.compile()
+    trainer = build_trainer(model, config, seed)
     synchronize(trainer)
     first_epoch = 0
     if resume:
@@ -174,7 +171,7 @@ def load_trained(model: str, checkpoint: Path):
     meta and file: what `sample` and `eval` draw from."""
     path = find_checkpoint(checkpoint, BACKEND)
     state = load_checkpoint(path)
-    trainer = TRAINERS[model](checkpoint_model(state["meta"], model))
+    trainer = build_trainer(model, checkpoint_model(state["meta"], model), state["meta"]["data"]["seed"])
     _assign(trainer.variables, state["arrays"], "networks/")
     return trainer, state["meta"], path
 

@@ -5,7 +5,8 @@
   pitfalls          seed each catalogued porting bug and show which check catches it (parity/pitfalls.py)
   convert CHECKPOINT   a checkpoint of one backend as a checkpoint of the other (parity/checkpoint.py)
   sidebyside MODEL  the torch and Keras sources of a model as one HTML page (parity/sidebyside.py)
-Each of the last three lives in its own module, which adds its parser with `register(commands)`.
+  drift MODEL       how far the two backends' weights part over a long run from one start (parity/drift.py)
+Each of the last four lives in its own module, which adds its parser with `register(commands)`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import sys
 import time
 
 from parity import checks
+from specs.cli import positive_int
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
 
-SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside")
+SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift")
 
 
 def check_variants(model: str, presets: list[str], orders: list[str]):
@@ -53,7 +55,8 @@ def run_check(args: argparse.Namespace) -> int:
     for model in args.models:
         for label, config in check_variants(model, args.preset or list(PRESETS[model]), args.update_order):
             for dtype in args.dtype:
-                for result in checks.run_checks(model, config, dtype, args.batch_size, args.seed, args.check):
+                for result in checks.run_checks(model, config, dtype, args.batch_size, args.seed, args.check,
+                                                steps=args.steps):
                     rows.append({"model": model, "variant": f"{model} {label}", "dtype": dtype} | result.as_dict())
     failed = [row for row in rows if not row["passed"]]
     if args.json:
@@ -76,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--preset", nargs="+", default=None, help="presets to check (default: all)")
     check.add_argument("--update-order", nargs="+", choices=UPDATE_ORDERS, default=list(UPDATE_ORDERS))
     check.add_argument("--check", nargs="+", choices=checks.CHECKS, default=None, help="default: all that apply")
-    check.add_argument("--batch-size", type=int, default=8, help="batch of the checks (default 8)")
+    check.add_argument("--batch-size", type=positive_int, default=8, help="batch of the checks (default 8)")
+    check.add_argument("--steps", type=positive_int, default=checks.TRAJECTORY_STEPS,
+                       help=f"train steps of the trajectory check (default {checks.TRAJECTORY_STEPS})")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--json", action="store_true", help="print the rows as JSON")
     check.set_defaults(func=run_check)

@@ -50,10 +50,12 @@ import torch
 
 import keras_impl.train as keras_train
 import torch_impl.train as torch_train
+from keras_impl.trainers import build_trainer as build_keras_trainer
 from parity import convert
 from parity.checks import MODELS
 from specs.models import ConfigError, config_from_dict
 from specs.runs import RunError
+from torch_impl.trainers import build_trainer as build_torch_trainer
 
 BACKENDS = {"torch": torch_train, "keras": keras_train}
 META_FIELDS = ("backend", "model", "config", "epoch", "step", "data")
@@ -156,7 +158,7 @@ def adam_to_torch(keras_adam, torch_adam, ports: list[convert.Port]) -> None:
 
 def set_batch_norm_counts(torch_trainer, model: str, config, steps: int) -> None:
     """num_batches_tracked = steps x the training-mode passes of one train step, counted on a throwaway trainer."""
-    throwaway = torch_train.TRAINERS[model](config)
+    throwaway = build_torch_trainer(model, config)
     images = torch.zeros(2, config.channels, config.image_size, config.image_size)  # a batch of 2
     throwaway.train_step((images, torch.eye(config.num_classes)[:2]) if config.conditional else images)
     passes = dict(throwaway.named_buffers())
@@ -177,10 +179,7 @@ def convert_checkpoint(source_path: Path, target: str, out_path: Path) -> dict:
         config = config_from_dict(model, state["meta"]["config"])
     except TypeError as error:
         raise RunError(f"{source_path}: its configuration does not describe a {model}: {error}") from None
-    keras.utils.set_random_seed(seed)  # the Keras trainer's seed generators, as keras_impl/train.py seeds them
-    trainers = {"torch": torch_train.TRAINERS[model](config, seed=seed),
-                "keras": keras_train.TRAINERS[model](config, seed=seed)}
-    trainers["keras"].compile()
+    trainers = {"torch": build_torch_trainer(model, config, seed), "keras": build_keras_trainer(model, config, seed)}
     table = convert.trainer_table(trainers["torch"], trainers["keras"], MODELS[model].networks)
     try:
         BACKENDS[source].restore(trainers[source], state)

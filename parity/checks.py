@@ -1,9 +1,13 @@
 """Named checks that torch_impl and keras_impl compute the same thing, each with a measured diff and a tolerance.
 
-A check builds a fresh pair of trainers from one configuration, copies the torch weights into Keras
-(parity/convert.py), feeds both the same inputs and the same injected randomness, and compares:
+A check builds a fresh pair of trainers from one configuration with the constructors the command lines use
+(torch_impl/trainers.py, keras_impl/trainers.py: the trainers users train, nothing patched), copies the torch
+weights into Keras (parity/convert.py), feeds both the same inputs and the same injected randomness, and compares:
   shapes      every layer's output shape (NCHW against NHWC), exactly
+  settings    every layer's, optimiser's and trainer's hyperparameters, read off the built objects (parity/settings.py)
+  initialization   two fresh trainers, nothing copied: every tensor's distribution (parity/distributions.py)
   forward     every layer's activations, in inference mode and in training mode (BatchNorm on batch statistics)
+  dropout     every dropout layer in training mode: its rate and the scale of what it keeps (distributions.py)
   losses      both losses from one training-mode forward pass with injected z and label noise
   gradients   every parameter's gradient of its network's loss (a gradient missing on one side fails)
   gradient_penalty   (WGAN-GP, CGAN) the penalty's value and its gradient in every critic parameter
@@ -12,24 +16,24 @@ A check builds a fresh pair of trainers from one configuration, copies the torch
               and quantiles of a large draw); the other checks inject randomness, so this one checks the samplers
   batch_independence   (WGAN-GP, CGAN) a sample's critic score in training mode does not depend on the rest of its
               batch, in each framework: the per-sample gradient penalty assumes it (no BatchNorm in a critic)
-Each check reports the max abs diff, and judges the max scaled diff: per tensor, max |torch - keras| divided by
-max(1, max |keras|), i.e. absolute for tensors within [-1, 1] and relative to the tensor's magnitude beyond.
-NaN or inf positions must match exactly; a NaN against a number fails. Dropout masks can never agree across
-frameworks, so training-mode checks run with dropout 0 (inference mode keeps the configured rate: it is off there).
-Adam's epsilon enters the two update rules differently: torch divides by sqrt(v) / sqrt(1 - b2^t) + eps, Keras
-by (sqrt(v) + eps) / sqrt(1 - b2^t). The harness makes them agree exactly, with the configured epsilon: before
-every torch step it sets torch's eps to eps / sqrt(1 - b2^t) (`keras_epsilon_rule`). torch stores the unbiased
-batch variance in running_var and Keras the biased one: the trajectory check maps the Keras value through the
-exact relation of the two update rules.
+  data        the batches each backend's loader gives the trainer, on the digits and on a folder with classes,
+              against each other and against the shared cache (parity/data.py)
+Comparisons and results: parity/results.py (scaled differences; NaN or inf positions must match).
+What the harness changes for comparability, and only that: training-mode checks run with dropout 0 (dropout masks
+can never agree across frameworks; the dropout check looks at the rate instead), and z, label noise and alpha are
+injected (the two frameworks' generators never draw the same numbers; the randomness check compares the draws).
+torch stores the unbiased batch variance in running_var and Keras the biased one: the trajectory check maps the
+Keras value through the exact relation of the two update rules. A pair that does not convert (a tensor on one side
+only, a shape that differs) fails each check that needs the copy, with the converter's message; the checks that
+need no copy (settings, initialization, dropout, randomness, data) still run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -42,27 +46,44 @@ import keras_impl.wgan_gp
 import torch_impl.cgan
 import torch_impl.dcgan
 import torch_impl.wgan_gp
+from keras_impl.trainers import build_trainer as build_keras_trainer
 from parity import convert
+from parity.data import check_data
+from parity.distributions import (
+    DROPOUT_TOLERANCE,
+    NOISE_UNITS,
+    RANDOMNESS_TOLERANCE,
+    check_dropout,
+    check_initialization,
+    check_randomness,
+)
+from parity.results import CheckResult, compare, failed, nchw_to_nhwc, to_numpy
+from parity.settings import TOLERANCE as SETTINGS_TOLERANCE
+from parity.settings import check_settings
 from specs.models import torch_bn_momentum
+from torch_impl.trainers import build_trainer as build_torch_trainer
 
-CHECKS = ("shapes", "forward", "losses", "gradients", "gradient_penalty", "trajectory", "randomness",
-          "batch_independence")
+CHECKS = ("shapes", "settings", "initialization", "forward", "dropout", "losses", "gradients", "gradient_penalty",
+          "trajectory", "randomness", "batch_independence", "data")
 TRAINING_CHECKS = ("losses", "gradients", "gradient_penalty", "trajectory", "batch_independence")  # dropout 0
 CRITIC_ONLY = ("gradient_penalty", "batch_independence")
-RANDOMNESS_BATCH = 8192  # the batch size of the randomness check's draw: at least 16k values per tensor
+NEEDS_COPY = ("shapes", "forward", "losses", "gradients", "gradient_penalty", "trajectory", "batch_independence")
+TRAJECTORY_STEPS = 5  # full train steps of the trajectory check (gan-parity check --steps)
 
 # Tolerances on the max scaled diff. float64 proves the mathematics equal (round-off only). float32 shows what users
 # see: forward and losses within 1e-5. Gradients through training-mode BatchNorm lose about three digits in float32
 # in both frameworks (book discriminator, conv2: torch float32 is 3.5e-4 and Keras float32 1.4e-3 away from the
 # float64 gradient), and Adam turns a relative difference in a gradient into a difference in a step of size up to
 # the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
+# settings: relative differences of hyperparameters; initialization: units of sampling noise; dropout: fractions;
+# randomness: statistics of large draws (parity/distributions.py); data: the bytes must be equal.
+STATISTICAL = {"settings": SETTINGS_TOLERANCE, "initialization": NOISE_UNITS, "dropout": DROPOUT_TOLERANCE,
+               "randomness": RANDOMNESS_TOLERANCE, "data": 0.0}
 TOLERANCES = {
-    "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0, "randomness": 0.05},
+    "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0} | STATISTICAL,
     "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "gradient_penalty": 1e-5,
-                "trajectory": 2e-2, "randomness": 0.05, "batch_independence": 1e-5},
+                "trajectory": 2e-2, "batch_independence": 1e-5} | STATISTICAL,
 }
-# The randomness check compares statistics of two independent draws: with >= 16k values per tensor their standard
-# errors are below 0.01, so 0.05 separates sampling noise from a wrong distribution (U(0, 1) against N(0, 1): 0.7).
 
 
 @dataclass(frozen=True)
@@ -108,65 +129,6 @@ MODELS = {
 }
 
 
-@dataclass
-class CheckResult:
-    name: str  # one of CHECKS
-    max_abs_diff: float  # worst |torch - keras| over every compared tensor (inf when NaN positions differ)
-    max_scaled_diff: float  # worst max|torch - keras| / max(1, max|keras|) of a tensor: what the tolerance judges
-    tolerance: float
-    worst: str  # the tensor where the worst scaled difference was found
-    compared: int  # number of tensors compared
-
-    @property
-    def passed(self) -> bool:
-        return self.max_scaled_diff <= self.tolerance
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"passed": self.passed}
-
-
-# ----------------------------------------------------------------------------------------------- Comparison
-
-
-def nchw_to_nhwc(array: np.ndarray) -> np.ndarray:
-    """torch layout to Keras layout for image tensors; other ranks pass unchanged."""
-    return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
-
-
-def diffs(expected: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
-    """(max abs diff, max scaled diff) over finite entries; both inf when shapes or NaN/inf positions differ."""
-    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
-    if expected.shape != actual.shape or not np.array_equal(np.isnan(expected), np.isnan(actual)):
-        return float("inf"), float("inf")
-    infinite = np.isinf(expected) | np.isinf(actual)
-    if not np.array_equal(expected[infinite], actual[infinite]):
-        return float("inf"), float("inf")
-    finite = ~(np.isnan(expected) | infinite)
-    error = float(np.max(np.abs(expected[finite] - actual[finite]), initial=0.0))
-    return error, error / max(1.0, float(np.max(np.abs(actual[finite]), initial=0.0)))
-
-
-def compare(name: str, tolerance: float, pairs: list[tuple[str, np.ndarray, np.ndarray]],
-            finite: bool = False) -> CheckResult:
-    """One result over (label, torch value, Keras value) pairs given in the same layout; with `finite`, a NaN or
-    inf even at the same position fails (a diverged trajectory proves nothing)."""
-    worst_abs, worst_scaled, worst_label = 0.0, 0.0, ""
-    for label, expected, actual in pairs:
-        abs_diff, scaled_diff = diffs(expected, actual)
-        if finite and not (np.all(np.isfinite(expected)) and np.all(np.isfinite(actual))):
-            abs_diff, scaled_diff, label = float("inf"), float("inf"), f"{label} (not finite)"
-        worst_abs = max(worst_abs, abs_diff)
-        if scaled_diff > worst_scaled or not worst_label:
-            worst_scaled, worst_label = scaled_diff, label
-    return CheckResult(name, worst_abs, worst_scaled, tolerance, worst_label, len(pairs))
-
-
-def to_numpy(value) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return keras.ops.convert_to_numpy(value)
-
-
 # ----------------------------------------------------------------------------------------------- The pair
 
 
@@ -183,22 +145,10 @@ def keras_dtype(dtype: str):
         keras.config.set_dtype_policy(policy)
 
 
-def keras_epsilon_rule(optimizer: torch.optim.Adam, args, kwargs) -> None:
-    """Before a torch Adam step, set eps so that torch's update equals Keras's with the configured epsilon.
-
-    torch: lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps_t);  Keras: lr * sqrt(bc2) / bc1 * m / (sqrt(v) + eps).
-    They are equal when eps_t = eps / sqrt(bc2), bc2 = 1 - beta2^t, which changes every step.
-    """
-    for group in optimizer.param_groups:
-        group.setdefault("keras_eps", group["eps"])
-        state = optimizer.state.get(group["params"][0], {})
-        step = int(state["step"]) + 1 if "step" in state else 1
-        group["eps"] = group["keras_eps"] / math.sqrt(1 - group["betas"][1] ** step)
-
-
 @dataclass
 class Harness:
-    """Two trainers holding the same weights, and the random inputs both are fed."""
+    """Two trainers built as the command lines build them, holding the same weights (unless `copy` is False), and
+    the random inputs both are fed."""
 
     model: str
     config: object
@@ -206,35 +156,36 @@ class Harness:
     batch_size: int
     seed: int
     mutate: Callable[[Harness], None] | None = None  # seeds a porting bug after the weights are copied
+    copy: bool = True  # False: two fresh trainers, nothing copied (the initialization check)
+    steps: int = TRAJECTORY_STEPS  # full train steps of the trajectory check
     torch_trainer: object = None
     keras_trainer: object = None
-    table: list = None
-    epsilon_hooks: list = None  # handles of the keras_epsilon_rule hooks on the torch optimisers
+    table: list = None  # the weight table: every tensor that pairs
+    problems: list = field(default_factory=list)  # what does not pair (parity/convert.py messages)
 
     def __post_init__(self) -> None:
-        pair = MODELS[self.model]
-        torch.manual_seed(self.seed)
-        self.torch_trainer = getattr(pair.torch_module, pair.trainer)(self.config, seed=self.seed)
+        self.torch_trainer = build_torch_trainer(self.model, self.config, self.seed)
         self.torch_trainer.to(getattr(torch, self.dtype))
-        self.epsilon_hooks = [value.register_step_pre_hook(keras_epsilon_rule)
-                              for value in vars(self.torch_trainer).values() if isinstance(value, torch.optim.Adam)]
-        keras_trainer = getattr(pair.keras_module, pair.trainer)(self.config, seed=self.seed)
-        keras_trainer.compile()
-        self.keras_trainer = keras_trainer
-        self.table = convert.trainer_table(self.torch_trainer, keras_trainer, pair.networks)
-        convert.torch_to_keras(self.table)
+        self.keras_trainer = build_keras_trainer(self.model, self.config, self.seed)
+        self.table = convert.trainer_table(self.torch_trainer, self.keras_trainer, self.pair.networks, self.problems)
+        if self.copy and not self.problems:
+            convert.torch_to_keras(self.table)
         self.rng = np.random.default_rng(self.seed)
         if self.mutate is not None:
             self.mutate(self)
 
+    @property
+    def pair(self) -> ModelPair:
+        return MODELS[self.model]
+
     def variant(self, **fields) -> Harness:
         """A fresh harness with some configuration fields replaced."""
         config = dataclasses.replace(self.config, **fields)
-        return Harness(self.model, config, self.dtype, self.batch_size, self.seed, self.mutate)
+        return Harness(self.model, config, self.dtype, self.batch_size, self.seed, self.mutate, self.copy, self.steps)
 
     def networks(self):
-        pair = MODELS[self.model]
-        return [(name, getattr(self.torch_trainer, name), getattr(self.keras_trainer, name)) for name in pair.networks]
+        return [(name, getattr(self.torch_trainer, name), getattr(self.keras_trainer, name))
+                for name in self.pair.networks]
 
     def normal(self, *shape) -> np.ndarray:
         return self.rng.standard_normal(shape).astype(self.dtype)
@@ -262,7 +213,7 @@ class Harness:
 
     def step_inputs(self) -> dict[str, np.ndarray]:
         """Injected randomness of one train step, in torch layout."""
-        return MODELS[self.model].randomness(self)
+        return self.pair.randomness(self)
 
 
 def both(data):
@@ -324,7 +275,7 @@ def check_losses(h: Harness) -> CheckResult:
 
 def check_gradients(h: Harness) -> CheckResult:
     real, step = h.real_batch(), h.step_inputs()
-    pair = MODELS[h.model]
+    pair = h.pair
     torch_out = _torch_losses(h, real, step)
     with tf.GradientTape(persistent=True) as tape:
         keras_out = _keras_losses(h, real, step)
@@ -351,7 +302,7 @@ def gradient_rows(ports, torch_grads, keras_grads, label: str = "{}") -> list:
 
 def check_gradient_penalty(h: Harness) -> CheckResult:
     """The penalty at x^ = real + alpha (fake - real) with injected alpha, and its gradient in every critic weight."""
-    critic = MODELS[h.model].networks[1]
+    critic = h.pair.networks[1]
     data, fake, alpha = h.real_batch(), h.images(h.config.channels), h.uniform(h.batch_size, 1, 1, 1)
     real, labels = data if isinstance(data, tuple) else (data, None)
     torch_inputs, keras_inputs = both((real, fake, alpha) + ((labels,) if labels is not None else ()))
@@ -369,42 +320,37 @@ def check_gradient_penalty(h: Harness) -> CheckResult:
     return compare("gradient_penalty", TOLERANCES[h.dtype]["gradient_penalty"], rows)
 
 
-def check_trajectory(h: Harness, steps: int = 5) -> CheckResult:
-    initial = {port.name: to_numpy(port.torch_tensor).copy() for port in h.table}
-    batch_counts = _batch_norm_counts(h)
-    for _ in range(steps):
-        real, step = h.real_batch(), h.step_inputs()
-        h.torch_trainer.train()
-        h.torch_trainer.train_step(both(real)[0], **{key: both(value)[0] for key, value in step.items()})
-        h.keras_trainer.train_step(both(real)[1], **{key: both(value)[1] for key, value in step.items()})
-    rows = []
-    for port in h.table:
-        expected, actual = to_numpy(port.torch_tensor), port.to_torch(to_numpy(port.keras_variable))
-        if port.name.endswith("running_var"):
-            actual = _unbiased_running_var(h, port, actual, initial[port.name], batch_counts[port.name])
-        rows.append((port.name, expected, actual))
-    return compare("trajectory", TOLERANCES[h.dtype]["trajectory"], rows, finite=True)
+def train_both(h: Harness, real, step: dict) -> None:
+    """One full train step of each trainer on the same batch (torch layout) with the same injected randomness."""
+    h.torch_trainer.train()
+    h.torch_trainer.train_step(both(real)[0], **{key: both(value)[0] for key, value in step.items()})
+    h.keras_trainer.train_step(both(real)[1], **{key: both(value)[1] for key, value in step.items()})
 
 
-def draw_statistics(values: np.ndarray) -> np.ndarray:
-    """Mean, standard deviation and the 1, 50 and 99 % quantiles of every value drawn."""
-    values = np.asarray(values, np.float64).ravel()
-    return np.array([values.mean(), values.std(), *np.quantile(values, (0.01, 0.5, 0.99))])
+class WeightRows:
+    """(name, torch value, Keras value in torch layout) of every weight and running statistic, the Keras running
+    variance mapped onto torch's convention (`_unbiased_running_var`) from the state before the first step."""
+
+    def __init__(self, h: Harness):
+        self.h = h
+        self.initial = {port.name: to_numpy(port.torch_tensor).copy() for port in h.table}
+        self.counts = _batch_norm_counts(h)
+
+    def __call__(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        rows = []
+        for port in self.h.table:
+            expected, actual = to_numpy(port.torch_tensor), port.to_torch(to_numpy(port.keras_variable))
+            if port.name.endswith("running_var"):
+                actual = _unbiased_running_var(self.h, port, actual, self.initial[port.name], self.counts[port.name])
+            rows.append((port.name, expected, actual))
+        return rows
 
 
-def check_randomness(h: Harness) -> CheckResult:
-    """The randomness each trainer draws when none is injected: same shapes and the same distributions."""
-    names = list(MODELS[h.model].randomness(h))
-    torch_draws = h.torch_trainer.sample_noise(RANDOMNESS_BATCH)
-    keras_draws = h.keras_trainer.sample_noise(RANDOMNESS_BATCH)
-    rows = []
-    for name, torch_draw, keras_draw in zip(names, torch_draws, keras_draws):
-        torch_draw, keras_draw = to_numpy(torch_draw), to_numpy(keras_draw)
-        if torch_draw.shape != keras_draw.shape:
-            rows.append((f"{name} shape {torch_draw.shape} vs {keras_draw.shape}", np.zeros(1), np.full(1, np.nan)))
-            continue
-        rows.append((f"{name} (mean, std, q01, q50, q99)", draw_statistics(torch_draw), draw_statistics(keras_draw)))
-    return compare("randomness", TOLERANCES[h.dtype]["randomness"], rows, finite=True)
+def check_trajectory(h: Harness) -> CheckResult:
+    weight_rows = WeightRows(h)
+    for _ in range(h.steps):
+        train_both(h, h.real_batch(), h.step_inputs())
+    return compare("trajectory", TOLERANCES[h.dtype]["trajectory"], weight_rows(), finite=True)
 
 
 def check_batch_independence(h: Harness) -> CheckResult:
@@ -458,29 +404,38 @@ def _unbiased_running_var(h: Harness, port, keras_var, initial, count: int) -> n
 
 CHECK_FUNCTIONS = {
     "shapes": check_shapes,
+    "settings": check_settings,
+    "initialization": check_initialization,
     "forward": check_forward,
+    "dropout": check_dropout,
     "losses": check_losses,
     "gradients": check_gradients,
     "gradient_penalty": check_gradient_penalty,
     "trajectory": check_trajectory,
     "randomness": check_randomness,
     "batch_independence": check_batch_independence,
+    "data": check_data,
 }
 
 
 def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, seed: int = 0,
                checks: tuple[str, ...] | None = None, mutate: Callable[[Harness], None] | None = None,
-               ) -> list[CheckResult]:
+               patch: Callable[[], contextlib.AbstractContextManager] | None = None,
+               steps: int = TRAJECTORY_STEPS) -> list[CheckResult]:
     """Each named check (default: all that apply to the model) on a fresh pair of trainers built from `config`;
-    `mutate` may seed a bug in one side."""
+    `mutate` may seed a bug in one side after the copy, `patch` (a context manager, active while the pair is
+    built and checked) in the code one side runs; `steps`: train steps of the trajectory check."""
     results = []
     for name in checks or MODELS[model].checks:
         if name not in MODELS[model].checks:
             continue
-        check_config = config
-        if name in TRAINING_CHECKS:
-            check_config = dataclasses.replace(config, dropout=0.0)
-        with keras_dtype(dtype):
-            harness = Harness(model, check_config, dtype, batch_size, seed, mutate)
+        check_config = dataclasses.replace(config, dropout=0.0) if name in TRAINING_CHECKS else config
+        tolerance = TOLERANCES[dtype][name]
+        with keras_dtype(dtype), (patch or contextlib.nullcontext)():
+            harness = Harness(model, check_config, dtype, batch_size, seed, mutate, copy=name != "initialization",
+                              steps=steps)
+            if harness.problems and name in NEEDS_COPY:
+                results.append(failed(name, tolerance, f"the pair does not convert: {harness.problems[0]}"))
+                continue
             results.append(CHECK_FUNCTIONS[name](harness))
     return results

@@ -116,47 +116,69 @@ def _layer_pairs(module: nn.Module, model: keras.Sequential, index: int, layer) 
                           f"{type(layer).__name__} in this table")
 
 
-def weight_table(module: nn.Sequential, model: keras.Sequential, prefix: str = "") -> list[Port]:
-    """Every tensor of `module` paired with its Keras variable; raises ConversionError on any mismatch."""
+def weight_table(module: nn.Sequential, model: keras.Sequential, prefix: str = "",
+                 problems: list[str] | None = None) -> list[Port]:
+    """Every tensor of `module` paired with its Keras variable; raises ConversionError on the first mismatch, or,
+    given a `problems` list, records each mismatch there and returns the tensors that do pair."""
+
+    def fail(message: str) -> None:
+        if problems is None:
+            raise ConversionError(message)
+        problems.append(message)
+
     keras_index = {layer.name: i for i, layer in enumerate(model.layers)}
     ports: list[Port] = []
+    reported: set[int] = set()  # Keras variables that a recorded problem already names
     for name, child in module.named_children():
         tensors = dict(child.named_parameters(recurse=False)) | dict(child.named_buffers(recurse=False))
         tensors = {key: value for key, value in tensors.items() if key not in TORCH_ONLY}
         if name not in keras_index:
             if tensors:
-                raise ConversionError(f"torch layer {prefix}{name!r} has no Keras layer of that name")
+                fail(f"torch layer {prefix}{name!r} has no Keras layer of that name")
             continue
         layer = model.layers[keras_index[name]]
         if not tensors and not layer.weights:
             continue
-        for torch_name, keras_name, (to_keras, to_torch) in _layer_pairs(child, model, keras_index[name], layer):
+        try:
+            pairs = _layer_pairs(child, model, keras_index[name], layer)
+        except ConversionError as error:
+            fail(str(error))
+            reported.update(id(variable) for variable in layer.weights)
+            continue
+        for torch_name, keras_name, (to_keras, to_torch) in pairs:
             tensor, variable = tensors.pop(torch_name, None), getattr(layer, keras_name, None)
             if (tensor is None) != (variable is None):
-                raise ConversionError(f"{prefix}{name}.{torch_name}: present in only one framework "
-                                      f"(torch {tensor is not None}, Keras {variable is not None})")
+                fail(f"{prefix}{name}.{torch_name}: present in only one framework "
+                     f"(torch {tensor is not None}, Keras {variable is not None})")
+                reported.add(id(variable))
+                continue
             if tensor is None:
                 continue
             expected = to_keras(np.zeros(tuple(tensor.shape)))
             if expected.shape != tuple(variable.shape):
-                raise ConversionError(f"{prefix}{name}.{torch_name}: torch {tuple(tensor.shape)} maps to "
-                                      f"{expected.shape}, Keras {variable.path} is {tuple(variable.shape)}")
+                fail(f"{prefix}{name}.{torch_name}: torch {tuple(tensor.shape)} maps to "
+                     f"{expected.shape}, Keras {variable.path} is {tuple(variable.shape)}")
+                reported.add(id(variable))
+                continue
             trainable = isinstance(tensor, nn.Parameter)
             ports.append(Port(f"{prefix}{name}.{torch_name}", tensor, variable, to_keras, to_torch, trainable))
         if tensors:
-            raise ConversionError(f"{prefix}{name}: torch tensors {sorted(tensors)} have no Keras counterpart")
-    mapped = {id(port.keras_variable) for port in ports}
+            fail(f"{prefix}{name}: torch tensors {sorted(tensors)} have no Keras counterpart")
+    mapped = {id(port.keras_variable) for port in ports} | reported
     unmapped = [variable.path for variable in model.weights if id(variable) not in mapped]
     if unmapped:
-        raise ConversionError(f"Keras variables with no torch counterpart: {unmapped}")
+        fail(f"Keras variables with no torch counterpart: {unmapped}")
     return ports
 
 
-def trainer_table(torch_trainer: nn.Module, keras_trainer: keras.Model, networks: tuple[str, ...]) -> list[Port]:
-    """The weight tables of each named network of two trainers (e.g. ("generator", "discriminator"))."""
+def trainer_table(torch_trainer: nn.Module, keras_trainer: keras.Model, networks: tuple[str, ...],
+                  problems: list[str] | None = None) -> list[Port]:
+    """The weight tables of each named network of two trainers (e.g. ("generator", "discriminator")); `problems`
+    as in `weight_table`."""
     table: list[Port] = []
     for network in networks:
-        table += weight_table(getattr(torch_trainer, network), getattr(keras_trainer, network), f"{network}.")
+        table += weight_table(getattr(torch_trainer, network), getattr(keras_trainer, network), f"{network}.",
+                              problems)
     return table
 
 

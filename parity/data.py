@@ -1,9 +1,13 @@
-"""Data parity: the first batch each backend trains on, compared byte for byte and saved as two PNG grids.
+"""Data parity: the batches each backend trains on, compared byte for byte (and shown as two PNG grids).
 
 Both backends read one uint8 cache in one seeded order and scale it with the same float32 operations, so
-their first batches must be byte-identical once torch's (N, C, H, W) is moved to Keras's (N, H, W, C).
-The grids (torch_first_batch.png, keras_first_batch.png) let a reader see it; the bytes prove it.
-`check_labels_follow_image_id` proves the other half of what a batch holds: a CelebA label belongs to its image.
+their batches must be byte-identical once torch's (N, C, H, W) is moved to Keras's (N, H, W, C).
+- `gan-parity data`: the first batch of a data set as each backend sees it, as two grids (torch_first_batch.png,
+  keras_first_batch.png) that let a reader see it, and the bytes that prove it.
+- the `data` check of `gan-parity check`: for the model's configuration, the first batches each loader hands the
+  trainer (images and, for a conditional model, its one-hot labels), on the digits and on a folder fixture with
+  three classes, compared with each other and with the shared cache scaled by `specs.datasets.to_unit`.
+- `check_labels_follow_image_id` proves the other half of what a batch holds: a CelebA label belongs to its image.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from parity.checks import CheckResult
-from specs.datasets import DATASETS, Cached, DataError, DatasetSpec, RawData, get_spec, to_uint8
+from parity.results import CheckResult, compare, nchw_to_nhwc
+from specs.datasets import DATASETS, Cached, DataError, DatasetSpec, RawData, get_spec, to_uint8, to_unit
 from specs.images import save_grid
 from torch_impl.data import batches as torch_batches
 
@@ -69,6 +73,67 @@ def compare_first_batch(
         torch_grid=save_grid(to_uint8(torch_images), out / "torch_first_batch.png"),
         keras_grid=save_grid(to_uint8(keras_images), out / "keras_first_batch.png"),
     )
+
+
+DATA_BATCHES = 2  # batches of epoch 0 that the data check compares
+FIXTURE_CLASSES = ("circle", "square", "stripes")  # class subfolders of the data check's folder fixture
+
+
+def write_folder_fixture(root: Path, per_class: int, seed: int = 0) -> Path:
+    """A folder data set of RGB PNGs in one subfolder per class, of sizes that the cache resizes (and one not
+    square), drawn from default_rng(seed); returns its path."""
+    rng = np.random.default_rng(seed)
+    for number, name in enumerate(FIXTURE_CLASSES):
+        (root / name).mkdir(parents=True)
+        for k in range(per_class):
+            height, width = (20, 20) if k % 4 else (18, 26)
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8) // (number + 1)
+            Image.fromarray(pixels, "RGB").save(root / name / f"{k:03d}.png")
+    return root
+
+
+def loader_rows(label: str, data: Cached, spec: DatasetSpec, batch_size: int, one_hot: bool) -> list[tuple]:
+    """(label, torch, Keras) and (label, torch, cache) rows for the first DATA_BATCHES batches of epoch 0."""
+    order = spec.batch_order(0, len(data.labels), batch_size)[:DATA_BATCHES]
+    torch_loader = torch_batches(data, spec, batch_size, epoch=0, one_hot=one_hot)
+    keras_loader = iter(keras_batches(data, spec, batch_size, 0, 1, one_hot))
+    rows = []
+    for number, indices in enumerate(order):
+        torch_batch, keras_batch = next(torch_loader), next(keras_loader)
+        torch_parts = torch_batch if isinstance(torch_batch, tuple) else (torch_batch,)
+        keras_parts = keras_batch if isinstance(keras_batch, tuple) else (keras_batch,)
+        expected = [to_unit(data.images[indices])]
+        if one_hot:
+            expected.append(np.eye(data.num_classes, dtype=np.float32)[data.labels[indices]])
+        if len(torch_parts) != len(expected) or len(keras_parts) != len(expected):
+            rows.append((f"{label} batch {number}: parts (torch {len(torch_parts)}, Keras {len(keras_parts)}, "
+                         f"expected {len(expected)})", np.zeros(1), np.full(1, np.nan)))
+            continue
+        for part, torch_part, keras_part, reference in zip(("images", "labels"), torch_parts, keras_parts, expected):
+            torch_part = nchw_to_nhwc(torch_part.numpy())
+            keras_part = keras_part.numpy()
+            if torch_part.dtype != keras_part.dtype:
+                rows.append((f"{label} batch {number} {part}: dtype torch {torch_part.dtype}, Keras "
+                             f"{keras_part.dtype}", np.zeros(1), np.full(1, np.nan)))
+            rows.append((f"{label} batch {number} {part}: torch against Keras", torch_part, keras_part))
+            rows.append((f"{label} batch {number} {part}: torch against the cache", torch_part, reference))
+            rows.append((f"{label} batch {number} {part}: Keras against the cache", keras_part, reference))
+    return rows
+
+
+def check_data(h) -> CheckResult:
+    """What each backend's loader hands the trainer of `h.config` (a parity Harness): on the digits, and on a folder
+    fixture with classes (written to a temporary folder, cached there)."""
+    config, one_hot = h.config, h.config.conditional
+    size, channels, batch_size = config.image_size, config.channels, h.batch_size
+    spec = get_spec("digits", image_size=size, channels=channels, seed=h.seed)
+    rows = loader_rows("digits", spec.load(), spec, batch_size, one_hot)
+    with tempfile.TemporaryDirectory() as root:
+        folder = write_folder_fixture(Path(root) / "images", per_class=batch_size, seed=h.seed)
+        spec = get_spec("folder", path=str(folder), image_size=size, channels=channels, seed=h.seed,
+                        cache_dir=str(Path(root) / "cache"))
+        rows += loader_rows("folder", spec.load(), spec, batch_size, one_hot)
+    return compare("data", 0.0, rows)
 
 
 LEVEL_STEP = 12  # gray level of image k is LEVEL_STEP * (k + 1): the pixels say which image_id an image is

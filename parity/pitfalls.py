@@ -1,4 +1,4 @@
-"""The pitfall catalogue: each porting bug of ../shared/PITFALLS.md seeded on one side, caught by a named check.
+"""The pitfall catalogue: each porting bug seeded on one side of a pair, caught by a named parity check.
 
 A parity check that cannot fail proves nothing. Each entry seeds one mistake a person porting a GAN between
 PyTorch and Keras makes, into a freshly converted pair of trainers (parity/checks.py) or, where the three models
@@ -198,9 +198,10 @@ CATALOGUE: tuple[Pitfall, ...] = (
         16, "adam-epsilon", "Adam epsilon defaults left unmapped", ALL, "trajectory",
         "torch's Adam defaults to eps 1e-8 and adds it to sqrt(v) / sqrt(1 - β₂ᵗ); Keras's to 1e-7, added to "
         "sqrt(v). Set one epsilon on both sides, and for exact agreement give torch eps / sqrt(1 - β₂ᵗ) at every "
-        "step (parity/checks.py keras_epsilon_rule): where gradients are small, epsilon is a large part of the step.",
-        "torch.optim.Adam(params, lr, betas)  # eps=1e-8",
-        "torch.optim.Adam(params, lr, betas, eps=config.adam_epsilon)",
+        "step (torch_impl/optim.py, the Adam the torch trainers use): where gradients are small, epsilon is a "
+        "large part of the step.",
+        "torch.optim.Adam(params, lr, betas)  # eps=1e-8, added after the bias correction",
+        "Adam(params, lr, betas, epsilon=config.adam_epsilon)  # torch_impl/optim.py",
         "keras.optimizers.Adam(lr, beta_1, beta_2)  # epsilon=1e-7",
         "keras.optimizers.Adam(lr, beta_1, beta_2, epsilon=config.adam_epsilon)",
         bugs.on_model("wgan_gp", "trajectory", bugs.torch_default_adam_epsilon),
@@ -253,6 +254,81 @@ CATALOGUE: tuple[Pitfall, ...] = (
         "g_loss = generator_loss(fake_logits)  # from before the D step",
         "with g_tape: g_loss = generator_loss(self.discriminator(fake, training=True))",
         bugs.on_model("dcgan", "trajectory", bugs.stale_keras_generator_step, update_order="alternating"),
+    ),
+    Pitfall(
+        22, "dropout-rate-scaled", "dropout rate that follows the configuration on one side, scaled", ALL,
+        "dropout",
+        "Training-mode comparisons run with dropout 0 (masks never agree across frameworks), and dropout is off at "
+        "inference, so a port whose rate is wrong yet still derived from the configuration (here Keras's "
+        "Dropout(config.dropout * 5 / 3): 0.5 for 0.3) passes every check that compares values. The dropout check "
+        "feeds ones through each dropout layer in training mode and compares the fraction of zeros and the scale "
+        "of the kept values, 1 / (1 - rate), with each other and with the configured rate.",
+        "", "nn.Dropout(config.dropout)",
+        "layers.Dropout(config.dropout * 5 / 3)", "layers.Dropout(config.dropout)",
+        bugs.on_model("dcgan", "dropout", bugs.scaled_keras_dropout),
+    ),
+    Pitfall(
+        23, "init-one-side", "N(0, 0.02) initialisation on one side only", ALL, "initialization",
+        "pytorch/examples re-initialises every conv with N(0, 0.02) and BatchNorm γ with N(1, 0.02) "
+        "(weights_init), while Keras layers start Glorot-uniform. Every value check copies the torch weights into "
+        "Keras first, so two fresh models are never compared there, and a port that keeps one side's initialiser "
+        "trains another model from its first step. The initialization check compares two fresh trainers tensor by "
+        "tensor (mean, std, quantiles, max |w|) in units of each statistic's sampling noise.",
+        "model.apply(weights_init)  # N(0, 0.02) here, Glorot-uniform in Keras",
+        "nn.init.xavier_uniform_(module.weight)  # keras_default_init: as Keras, or N(0, 0.02) on both sides",
+        "", "layers.Conv2D(..., kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02))  # if torch does",
+        bugs.on_model("dcgan", "initialization", bugs.normal_torch_init),
+    ),
+    Pitfall(
+        24, "signed-one-hot", "one-hot labels written as ±1 by one data pipeline", ("cgan",), "data",
+        "A conditional model sees its label as concat(z, one_hot) in the generator and as label planes in the "
+        "critic. A pipeline that writes them as 2·one_hot − 1 (CelebA's ±1 attribute convention carried through) "
+        "still has one maximum per row and trains, on another input than the other backend's. The checks that "
+        "inject their own labels cannot see it; the data check compares the batches each loader hands the trainer "
+        "with each other and with the shared cache.",
+        "", "F.one_hot(labels, num_classes).float()",
+        "return images, 2 * tf.one_hot(labels, num_classes) - 1", "return images, tf.one_hot(labels, num_classes)",
+        bugs.on_model("cgan", "data", patch=bugs.signed_keras_labels),
+    ),
+    Pitfall(
+        25, "pixels-over-128", "pixels scaled by 1/128 on one side", ALL, "data",
+        "(x − 127.5) / 127.5 maps 0..255 onto [−1, 1]; the shortcut x / 128 − 1 maps it onto [−1, 0.992] and moves "
+        "every pixel by up to 1/256. The generator's tanh still reaches 1, so the discriminator of that backend can "
+        "learn a tell the real images never show. The data check compares each loader's batches, byte for byte, "
+        "with the other's and with the cache scaled once (specs.datasets.to_unit).",
+        "images.float() / 128 - 1", "(images.float() - 127.5) / 127.5",
+        "", "(tf.cast(images, tf.float32) - 127.5) / 127.5",
+        bugs.on_model("dcgan", "data", patch=bugs.torch_pixels_over_128),
+    ),
+    Pitfall(
+        26, "torch-weight-decay", "weight decay on one torch optimiser", ALL, "settings",
+        "torch's Adam(weight_decay=...) adds an L2 term to the gradient (Keras's weight_decay is decoupled, as in "
+        "AdamW). A recipe's weight_decay=1e-4 pasted into one torch optimiser shrinks that network's weights at "
+        "every step, which five steps of trajectory show only as a small drift. The settings check reads every "
+        "optimiser's fields off the built objects and names the one that differs.",
+        "torch.optim.Adam(params, lr, betas, weight_decay=1e-4)", "Adam(params, lr, betas, epsilon)  # no decay",
+        "", "keras.optimizers.Adam(lr, beta_1, beta_2, epsilon)",
+        bugs.on_model("dcgan", "settings", bugs.torch_weight_decay),
+    ),
+    Pitfall(
+        27, "keras-clipnorm", "clipnorm on one Keras optimiser", ALL, "settings",
+        "keras.optimizers.Adam(clipnorm=1.0) clips every gradient tensor to norm 1 inside apply_gradients; torch's "
+        "optimisers have no such argument (torch clips in the loop, with clip_grad_norm_). A clipnorm on one Keras "
+        "optimiser changes only the steps whose gradients are large, which a short trajectory may never take.",
+        "", "Adam(params, lr, betas, epsilon)  # nothing clipped on either side",
+        "keras.optimizers.Adam(lr, beta_1, beta_2, epsilon, clipnorm=1.0)",
+        "keras.optimizers.Adam(lr, beta_1, beta_2, epsilon)",
+        bugs.on_model("dcgan", "settings", bugs.keras_clipnorm),
+    ),
+    Pitfall(
+        28, "bn-without-center", "BatchNorm without centre in one Keras layer", ALL, "settings",
+        "BatchNormalization(center=False) has no beta, so that layer can no longer shift its output. The converter "
+        "refuses the pair (a torch bias with no Keras counterpart), which fails every check that needs the copy "
+        "with the converter's message instead of stopping the command; the settings check names the field.",
+        "", "nn.BatchNorm2d(width, eps=config.bn_epsilon, momentum=torch_bn_momentum(config.bn_momentum))",
+        "layers.BatchNormalization(momentum=0.9, epsilon=1e-3, center=False)",
+        "layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon)",
+        bugs.on_model("dcgan", "settings", patch=bugs.keras_batch_norm_without_center),
     ),
 )
 

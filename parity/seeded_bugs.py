@@ -1,15 +1,19 @@
 """The seeded porting bugs of the pitfall catalogue (parity/pitfalls.py): each a small function that breaks one side.
 
 A `mutate(harness)` function changes one side of a freshly converted pair of trainers (parity/checks.py Harness)
-after the weights are copied; `on_model` measures one named check with and without it. `probe` does the same on a
-small network built twice, for layers the three models do not have (Flatten -> Dense, odd kernels).
+after the weights are copied; a `patch` (a context manager) changes the code one side runs while the pair is built
+and checked (a layer factory, a data pipeline); `on_model` measures one named check with and without the bug.
+`probe` does the same on a small network built twice, for layers the three models do not have (Flatten -> Dense,
+odd kernels).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
+from unittest import mock
 
 import keras
 import numpy as np
@@ -18,6 +22,9 @@ import torch.nn.functional as F
 from keras import layers
 from torch import nn
 
+import keras_impl.data
+import keras_impl.dcgan
+import torch_impl.data
 from parity import checks, convert
 from parity.checks import CheckResult
 from parity.data import check_labels_follow_image_id
@@ -27,14 +34,16 @@ from specs.models import get_config
 # ------------------------------------------------------------------------------------ Seeding into the trainers
 
 
-def on_model(model: str, check: str, mutate: Callable[[checks.Harness], None], preset: str = "digits",
+def on_model(model: str, check: str, mutate: Callable[[checks.Harness], None] | None = None, preset: str = "digits",
+             patch: Callable[[], contextlib.AbstractContextManager] | None = None,
              **fields) -> Callable[[bool], CheckResult]:
-    """Measure `check` in float64 on a small pair of `model` trainers, with `mutate` applied when bugged."""
+    """Measure `check` in float64 on a small pair of `model` trainers, with `mutate` and `patch` applied when
+    bugged."""
 
     def measure(bugged: bool) -> CheckResult:
         config = get_config(model, preset, width=8, **fields)
         [result] = checks.run_checks(model, config, "float64", batch_size=4, checks=(check,),
-                                     mutate=mutate if bugged else None)
+                                     mutate=mutate if bugged else None, patch=patch if bugged else None)
         return result
 
     return measure
@@ -129,11 +138,11 @@ def buggy_penalty(norm_dims: tuple[int, ...], create_graph: bool) -> Callable[[c
 
 
 def torch_default_adam_epsilon(h):
-    for hook in h.epsilon_hooks:
-        hook.remove()
-    for optimizer in (h.torch_trainer.g_optimizer, h.torch_trainer.c_optimizer):
-        for group in optimizer.param_groups:
-            group["eps"] = 1e-8
+    """torch's own Adam with its defaults (eps 1e-8, added after the bias correction) where Keras's rule is meant."""
+    trainer = h.torch_trainer
+    for name in ("g_optimizer", "c_optimizer"):
+        group = getattr(trainer, name).param_groups[0]
+        setattr(trainer, name, torch.optim.Adam(group["params"], lr=group["lr"], betas=group["betas"]))
 
 
 def torch_default_beta_2(h):
@@ -168,6 +177,70 @@ def batch_norm_in_torch_critic(h):
 
 def stale_keras_generator_step(h):
     h.keras_trainer.config = dataclasses.replace(h.config, update_order="simultaneous")
+
+
+def scaled_keras_dropout(h):
+    """The Keras port follows the configuration, scaled: Dropout(config.dropout * 5 / 3), 0.5 for 0.3."""
+    for layer in keras_layers(h, "discriminator", layers.Dropout):
+        layer.rate = h.config.dropout * 5 / 3
+
+
+def normal_torch_init(h):
+    """pytorch/examples' weights_init on the torch side alone: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02)."""
+    with torch.no_grad():
+        for network in (h.torch_trainer.generator, h.torch_trainer.discriminator):
+            for module in network.modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.normal_(module.weight, 0.0, 0.02)
+                elif isinstance(module, nn.BatchNorm2d):
+                    nn.init.normal_(module.weight, 1.0, 0.02)
+                    nn.init.zeros_(module.bias)
+
+
+_keras_to_batch = keras_impl.data.to_batch
+
+
+def _signed_one_hot_batch(images, labels, num_classes: int, one_hot: bool):
+    """The Keras pipeline's batch with its one-hot labels written as +-1 (2 * one_hot - 1)."""
+    batch = _keras_to_batch(images, labels, num_classes, one_hot)
+    return (batch[0], 2 * batch[1] - 1) if one_hot else batch
+
+
+def signed_keras_labels():
+    return mock.patch.object(keras_impl.data, "to_batch", _signed_one_hot_batch)
+
+
+def _pixels_over_128(images: torch.Tensor) -> torch.Tensor:
+    """x / 128 - 1: a port's shortcut for (x - 127.5) / 127.5, onto [-1, 0.992]."""
+    return images.to(torch.float32, memory_format=torch.contiguous_format, copy=True).div_(128).sub_(1)
+
+
+def torch_pixels_over_128():
+    return mock.patch.object(torch_impl.data, "to_unit", _pixels_over_128)
+
+
+def torch_weight_decay(h):
+    """A recipe's weight_decay=1e-4 pasted into one torch optimiser (torch adds it to the gradient as L2)."""
+    h.torch_trainer.d_optimizer.param_groups[0]["weight_decay"] = 1e-4
+
+
+def keras_clipnorm(h):
+    """keras.optimizers.Adam(..., clipnorm=1.0) for the Keras generator alone."""
+    h.keras_trainer.g_optimizer.clipnorm = 1.0
+
+
+_keras_batch_norm = keras_impl.dcgan.batch_norm
+
+
+def _batch_norm_without_center(name: str, config) -> layers.BatchNormalization:
+    """The Keras factory's BatchNorm, with center=False (no beta) in bn2."""
+    if name != "bn2":
+        return _keras_batch_norm(name, config)
+    return layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon, center=False, name=name)
+
+
+def keras_batch_norm_without_center():
+    return mock.patch.object(keras_impl.dcgan, "batch_norm", _batch_norm_without_center)
 
 
 # ------------------------------------------------------------------------------------------ Probe networks

@@ -18,12 +18,15 @@ import torch
 from torch import nn
 
 import keras_impl.train as keras_train  # conftest.py has imported torch first
+import keras_impl.trainers as keras_trainers
 import torch_impl.train as torch_train
+import torch_impl.trainers as torch_trainers
 from parity import checkpoint, checks
 from specs.models import config_from_dict
 from specs.runs import sample_inputs
 
 BACKENDS = {"torch": torch_train, "keras": keras_train}
+BUILD = {"torch": torch_trainers.build_trainer, "keras": keras_trainers.build_trainer}
 MODELS = list(checks.MODELS)
 DIRECTIONS = [("keras", "torch"), ("torch", "keras")]
 TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "64",
@@ -95,9 +98,7 @@ def trainer(path: Path):
     """The trainer of a checkpoint, networks, optimisers and RNG states restored (compiled, for Keras)."""
     backend, state = load(path)
     model = state["meta"]["model"]
-    result = BACKENDS[backend].TRAINERS[model](config_from_dict(model, state["meta"]["config"]))
-    if backend == "keras":
-        result.compile()
+    result = BUILD[backend](model, config_from_dict(model, state["meta"]["config"]))
     BACKENDS[backend].restore(result, state)
     return result
 

@@ -18,6 +18,7 @@ This file is also the workers' program: `python tests/test_distributed.py torch|
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -53,8 +54,9 @@ def argv(model: str, epochs: int, out: Path, resume: bool = False) -> list[str]:
 
 @contextlib.contextmanager
 def capture(module):
-    """Within: a list of every trainer that `module.train` builds (module: torch_impl.train or keras_impl.train)."""
-    originals = dict(module.TRAINERS)
+    """Within: a list of every trainer that `module.main` builds (module: torch_impl.train or keras_impl.train)."""
+    registry = importlib.import_module(module.__name__.replace(".train", ".trainers")).TRAINERS
+    originals = dict(registry)
     made: list = []
     for name, cls in originals.items():
 
@@ -62,11 +64,11 @@ def capture(module):
             made.append(_cls(*args, **kwargs))
             return made[-1]
 
-        module.TRAINERS[name] = make
+        registry[name] = make
     try:
         yield made
     finally:
-        module.TRAINERS.update(originals)
+        registry.update(originals)
 
 
 def torch_weights(trainer, replica: int = 0) -> dict[str, np.ndarray]:

@@ -28,17 +28,20 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 import specs.runs
 import torch_impl.train as torch_train
+import torch_impl.trainers as torch_trainers
 from specs.datasets import DatasetSpec
 from specs.images import write_atomically
 from specs.models import config_from_dict
 
 # isort: split
 import keras_impl.train as keras_train  # after torch_impl: torch before TensorFlow
+import keras_impl.trainers as keras_trainers
 
 # isort: split
 import tensorflow as tf
 
 BACKENDS = {"torch": torch_train, "keras": keras_train}
+BUILD = {"torch": torch_trainers.build_trainer, "keras": keras_trainers.build_trainer}
 TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "32"]
 STEPS = 256 // 32  # train steps per epoch of TINY: fake_size // batch size
 LONG = [*TINY[:-1], "4"]  # 64 steps an epoch: long enough to be killed in the middle of one
@@ -488,7 +491,7 @@ def test_disk_full_before_training(backend, trained, tmp_path, capsys, monkeypat
     assert "(3 epochs of samples and checkpoints), 1.0 MB is free there; free some space" in message
     assert not run.exists()
     config = config_from_dict("dcgan", module.load_checkpoint(checkpoint(backend, done))["meta"]["config"])
-    estimate = specs.runs.space_needed(config, module.parameter_bytes(module.TRAINERS["dcgan"](config)), epochs=1)
+    estimate = specs.runs.space_needed(config, module.parameter_bytes(BUILD[backend]("dcgan", config)), epochs=1)
     assert sum(len(data) for data in files(done).values()) < estimate < 4_000_000
 
 

@@ -26,6 +26,7 @@ from specs.datasets import get_spec
 # isort: split
 import keras_impl.evaluate as keras_evaluate  # after torch_impl: torch before TensorFlow
 import keras_impl.train as keras_train
+import keras_impl.trainers as keras_trainers
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = {"torch": torch_train, "keras": keras_train}
@@ -180,7 +181,7 @@ def test_both_backends_score_the_same_generator_alike(cgan_runs):
     hence the same scores from the one classifier."""
     runs, cache = cgan_runs
     torch_trainer, _, _ = torch_train.load_trained("cgan", runs["torch"])
-    keras_trainer = keras_train.TRAINERS["cgan"](torch_trainer.config)
+    keras_trainer = keras_trainers.build_trainer("cgan", torch_trainer.config)
     convert.torch_to_keras(convert.trainer_table(torch_trainer, keras_trainer, ("generator",)))
     inputs = quality.eval_inputs(torch_trainer.config, 0, 200)
     ours, theirs = torch_evaluate.generate_images(torch_trainer, inputs), keras_evaluate.generate_images(

@@ -19,6 +19,7 @@ from torch import nn
 from specs.models import DCGANConfig, GANConfig, torch_bn_momentum, torch_leaky_slope
 from torch_impl.distributed import global_batch, replica_part, replica_share
 from torch_impl.loop import Trainer, apply_gradients, keras_default_init
+from torch_impl.optim import Adam
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
@@ -99,10 +100,11 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------------ Trainer
 
 
-def adam(params, config: GANConfig) -> torch.optim.Adam:
-    """Adam with every hyperparameter from the configuration, epsilon included."""
+def adam(params, config: GANConfig) -> Adam:
+    """Adam with every hyperparameter from the configuration, epsilon included, stepping by Keras's rule
+    (torch_impl/optim.py: where the two frameworks add epsilon differs)."""
     betas = (config.beta_1, config.beta_2)
-    return torch.optim.Adam(params, lr=config.learning_rate, betas=betas, eps=config.adam_epsilon)
+    return Adam(params, lr=config.learning_rate, betas=betas, epsilon=config.adam_epsilon)
 
 
 class DCGAN(Trainer):

@@ -31,14 +31,13 @@ from specs.runs import (
     sample_request,
     unreadable_checkpoint,
 )
-from torch_impl import cgan, dcgan, wgan_gp
 from torch_impl.data import batches
 from torch_impl.distributed import is_chief, on_chief, setup, synchronize
 from torch_impl.loop import Callback
+from torch_impl.trainers import build_trainer
 
 BACKEND = "torch"
 CHECKPOINT = "checkpoint.pt"
-TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP, "cgan": cgan.CGAN}
 
 # ------------------------------------------------------------------------------------------------- Checkpoints
 
@@ -155,8 +154,7 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     config = conditioned_on(config, data.num_classes)
     data_info = {"dataset": spec.name, "seed": seed, "class_names": list(data.class_names)}
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
-    torch.manual_seed(seed)
-    trainer = TRAINERS[model](config, seed=seed)
+    trainer = build_trainer(model, config, seed)
     synchronize(trainer)
     first_epoch = 0
     if resume:
@@ -183,7 +181,7 @@ def load_trained(model: str, checkpoint: Path):
     meta and file: what `sample` and `eval` draw from."""
     path = find_checkpoint(checkpoint, BACKEND)
     state = load_checkpoint(path)
-    trainer = TRAINERS[model](checkpoint_model(state["meta"], model))
+    trainer = build_trainer(model, checkpoint_model(state["meta"], model), state["meta"]["data"]["seed"])
     _load_networks(trainer, state["networks"])
     return trainer, state["meta"], path
 

@@ -1,0 +1,24 @@
+"""Every model's trainer, built the one way `gan-keras` builds it (mirror: torch_impl/trainers.py).
+
+The command line, the checkpoint loaders, the parity checks and the benchmarks all call `build_trainer`, so what
+the parity layer proves is what users train: the same classes, the same initialisation, the same optimisers.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_impl import cgan, dcgan, wgan_gp
+
+TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP, "cgan": cgan.CGAN}
+
+# ----------------------------------------------------------------------------------------------------- Trainers
+
+
+def build_trainer(model: str, config, seed: int = 0) -> keras.Model:
+    """The trainer of `model`: weights initialised from `seed` (Keras's global seed), noise drawn from its own
+    seed generator seeded with `seed`, compiled with its two Adam optimisers (built, so their state exists)."""
+    keras.utils.set_random_seed(seed)
+    trainer = TRAINERS[model](config, seed=seed)
+    trainer.compile()
+    return trainer

@@ -1,0 +1,34 @@
+"""Adam for the torch trainers: torch's own Adam, stepping by Keras's update rule with the same epsilon.
+
+The two frameworks put Adam's epsilon in different places (bc1 = 1 - beta1^t, bc2 = 1 - beta2^t):
+  torch:  p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+  Keras:  p -= lr * sqrt(bc2) / bc1 * m / (sqrt(v) + epsilon)
+They are the same step when eps = epsilon / sqrt(bc2), a value that changes with t. `Adam` keeps the configured
+epsilon and sets each group's eps to it before every step, so a torch run takes exactly the steps that a Keras run
+with that epsilon takes; moments, bias corrections, kernels (foreach, fused) and state_dict stay torch's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class Adam(torch.optim.Adam):
+    """torch.optim.Adam with Keras's epsilon placement: `epsilon` means what it means in keras.optimizers.Adam."""
+
+    def __init__(self, params, lr: float, betas: tuple[float, float], epsilon: float, **kwargs):
+        super().__init__(params, lr=lr, betas=betas, eps=epsilon, **kwargs)
+        self.epsilon = epsilon  # the configured value; each group's eps is derived from it at every step
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            stepping = [parameter for parameter in group["params"] if parameter.grad is not None]
+            counts = {int(self.state[parameter].get("step", 0)) for parameter in stepping}
+            if len(counts) > 1:  # Keras counts steps per optimiser: one t for every variable
+                raise ValueError(f"parameters of one Adam group are at different steps {sorted(counts)}")
+            t = counts.pop() + 1 if counts else 1  # the step about to be taken
+            group["eps"] = self.epsilon / math.sqrt(1 - group["betas"][1] ** t)
+        return super().step(closure)
