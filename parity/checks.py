@@ -77,12 +77,12 @@ TRAJECTORY_STEPS = 5  # full train steps of the trajectory check (gan-parity che
 # the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
 # settings: relative differences of hyperparameters; initialization: units of sampling noise; dropout: fractions;
 # randomness: statistics of large draws (parity/distributions.py); data: the bytes must be equal.
-STATISTICAL = {"settings": SETTINGS_TOLERANCE, "initialization": NOISE_UNITS, "dropout": DROPOUT_TOLERANCE,
+OWN_SCALES = {"settings": SETTINGS_TOLERANCE, "initialization": NOISE_UNITS, "dropout": DROPOUT_TOLERANCE,
                "randomness": RANDOMNESS_TOLERANCE, "data": 0.0}
 TOLERANCES = {
-    "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0} | STATISTICAL,
+    "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0} | OWN_SCALES,
     "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "gradient_penalty": 1e-5,
-                "trajectory": 2e-2, "batch_independence": 1e-5} | STATISTICAL,
+                "trajectory": 2e-2, "batch_independence": 1e-5} | OWN_SCALES,
 }
 
 

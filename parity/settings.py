@@ -331,7 +331,7 @@ def difference(torch_value, keras_value) -> tuple[float, float]:
     elif numeric(torch_value) and numeric(keras_value):
         a, b = np.float64(torch_value), np.float64(keras_value)
     else:
-        same = torch_value == keras_value
+        same = type(torch_value) is type(keras_value) and torch_value == keras_value  # True is not 1 here
         return (0.0, 0.0) if same else (math.inf, math.inf)
     if np.any(np.isnan(a) != np.isnan(b)):
         return math.inf, math.inf

@@ -105,3 +105,23 @@ def test_losses_from_logits_are_stable():
     torch_loss = float(torch_dcgan.binary_crossentropy(torch.from_numpy(targets), torch.from_numpy(logits)))
     keras_loss = float(keras_dcgan.binary_crossentropy(targets, logits))
     assert torch_loss == pytest.approx(30.0) and keras_loss == pytest.approx(30.0)  # no clipping at 1e-7 or -100
+
+
+def test_the_books_sigmoid_then_bce_is_the_logits_loss():
+    """The book ends its discriminator in a sigmoid and takes BCE on the probabilities; ours returns the logit and
+    takes BCE from logits. Keras reads a Keras sigmoid's output through its logit, so the two are one loss; only
+    plain probabilities, which Keras clips to [1e-7, 1 - 1e-7], saturate (the README's table of deviations)."""
+    import keras
+
+    logits = np.array([[0.5], [5.0], [16.0], [30.0]])
+    targets = np.zeros_like(logits)
+    ours = keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(targets, logits, from_logits=True))
+    books = keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(
+        targets, keras.activations.sigmoid(keras.ops.convert_to_tensor(logits))))
+    plain = keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(targets, 1 / (1 + np.exp(-logits))))
+    torch_book = torch.nn.functional.binary_cross_entropy(torch.sigmoid(torch.from_numpy(logits)),
+                                                          torch.from_numpy(targets), reduction="none").numpy().ravel()
+    np.testing.assert_allclose(books, ours, rtol=1e-12)
+    np.testing.assert_allclose(ours, [0.974077, 5.006715, 16.0, 30.0], rtol=1e-6)
+    np.testing.assert_allclose(torch_book, ours, rtol=1e-4)  # torch's BCELoss: 30.001 at logit 30
+    assert plain[-1] == pytest.approx(16.118, abs=1e-3) and plain[:3] == pytest.approx(ours[:3], rel=1e-6)

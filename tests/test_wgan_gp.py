@@ -164,3 +164,23 @@ def test_cli_trains_one_epoch_on_fake(backend, tmp_path):
     assert header == "epoch,step,c_gp,c_loss,c_wass_loss,g_loss" and row.startswith("1,4,")
     assert (run / "samples" / "epoch_0001.png").is_file() and (run / ("checkpoint.pt" if backend == "torch"
                                                                        else "checkpoint.npz")).is_file()
+
+
+def test_the_penalty_epsilon_moves_a_real_critic_by_round_off_only():
+    """The book's sqrt has no epsilon; ours adds 1e-12 inside it. On a digits critic (float64) the penalty and its
+    gradient change at round-off level only (the README's table of deviations from the book)."""
+    config = dataclasses.replace(get_config("wgan_gp", "digits"), width=8, dropout=0.0)
+    torch.manual_seed(0)
+    critic = torch_wgan.Critic(config).double()
+    rng = np.random.default_rng(0)
+    real, fake = (torch.from_numpy(rng.uniform(-1, 1, (8, 1, 32, 32))) for _ in range(2))
+    alpha = torch.from_numpy(rng.uniform(0, 1, (8, 1, 1, 1)))
+    parameters = [p for name, p in critic.named_parameters() if name != "conv4.bias"]  # the output bias: no gradient
+    penalties, gradients = [], []
+    for epsilon in (config.gp_epsilon, 0.0):
+        gp = torch_wgan.gradient_penalty(critic, real, fake, alpha, epsilon)
+        penalties.append(float(gp))
+        gradients.append(torch.autograd.grad(gp, parameters))
+    assert abs(penalties[0] - penalties[1]) <= 1e-9 * abs(penalties[1])
+    for ours, book in zip(*gradients):
+        assert float((ours - book).abs().max()) <= 1e-8 * float(book.abs().max())

@@ -3,9 +3,10 @@
 The two frameworks put Adam's epsilon in different places (bc1 = 1 - beta1^t, bc2 = 1 - beta2^t):
   torch:  p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
   Keras:  p -= lr * sqrt(bc2) / bc1 * m / (sqrt(v) + epsilon)
-They are the same step when eps = epsilon / sqrt(bc2), a value that changes with t. `Adam` keeps the configured
-epsilon and sets each group's eps to it before every step, so a torch run takes exactly the steps that a Keras run
-with that epsilon takes; moments, bias corrections, kernels (foreach, fused) and state_dict stay torch's.
+They are the same step when eps = epsilon / sqrt(bc2), a value that changes with t. `Adam` sets each group's eps
+so for the duration of every step and back to the configured epsilon after it, so a torch run takes exactly the
+steps a Keras run with that epsilon takes, and state_dict holds the configured value; moments, bias corrections,
+kernels (foreach, fused) and the state's layout stay torch's.
 """
 
 from __future__ import annotations
@@ -31,4 +32,8 @@ class Adam(torch.optim.Adam):
                 raise ValueError(f"parameters of one Adam group are at different steps {sorted(counts)}")
             t = counts.pop() + 1 if counts else 1  # the step about to be taken
             group["eps"] = self.epsilon / math.sqrt(1 - group["betas"][1] ** t)
-        return super().step(closure)
+        try:
+            return super().step(closure)
+        finally:
+            for group in self.param_groups:
+                group["eps"] = self.epsilon
