@@ -205,19 +205,20 @@ def compare(torch_model, keras_model, inputs, *, direction: str = "torch-to-kera
                          f"{DIRECTIONS}, {WEIGHTS}, (float64, float32)")
     if batch_size < 2:
         raise UsageError("batch_size must be at least 2 (training-mode BatchNorm needs two samples)")
-    if isinstance(inputs, InputSpec) or isinstance(inputs, tuple) and all(isinstance(n, int) for n in inputs):
+    if isinstance(inputs, InputSpec | str) or isinstance(inputs, tuple) and all(isinstance(n, int) for n in inputs):
         inputs = [inputs]  # one input
-    specs = [spec if isinstance(spec, InputSpec) else InputSpec(tuple(spec)) for spec in inputs]
+    specs = [spec if isinstance(spec, InputSpec) else InputSpec.parse(spec) if isinstance(spec, str)
+             else InputSpec(tuple(spec)) for spec in inputs]
     loss = as_loss(loss)
     torch_net = build_torch(torch_model, seed, names[0])
     keras_net = build_keras(keras_model, seed, dtype, names[1])
     with keras_dtype(dtype):
         pair = UserPair(torch_net, keras_net, specs, direction, weights, dtype, batch_size, seed, pairs)
-        wrong = [v.path for v in keras_net.weights if keras.backend.standardize_dtype(v.dtype) != dtype]
+        wrong = [v for v in keras_net.weights if keras.backend.standardize_dtype(v.dtype) != dtype]
         if wrong:
-            raise UsageError(f"the Keras model holds {keras.backend.standardize_dtype(keras_net.weights[0].dtype)} "
-                             f"weights ({wrong[0]}): pass its factory, so that it is built in {dtype}, or use "
-                             f"--dtype {keras.backend.standardize_dtype(keras_net.weights[0].dtype)}")
+            held = keras.backend.standardize_dtype(wrong[0].dtype)
+            raise UsageError(f"the Keras model holds {held} weights ({wrong[0].path}): build every layer inside its "
+                             f"factory, so that it is built in {dtype}, or use --dtype {held}")
         rows = list(pair.problems)
         rows += pair.weight_rows() if weights == "keep" else []
         rows += pair.mode_rows(False) + pair.mode_rows(True) + pair.dropout_rows()

@@ -16,10 +16,12 @@ class Trial:
     before: dict[str, float]  # what failed ("inference output", "training state", ...): its scaled difference
     after: dict[str, float]  # the same with the fix
     tolerance: float
+    limits: dict[str, float] = field(default_factory=dict)  # other tolerances by key (a dropout rate's)
 
     @property
     def agrees(self) -> bool:
-        return bool(self.after) and all(not value > self.tolerance for value in self.after.values())
+        return bool(self.after) and all(not value > self.limits.get(key, self.tolerance)
+                                        for key, value in self.after.items())
 
     def summary(self) -> str:
         changes = ", ".join(f"{key} {self.before.get(key, math.nan):.3g} -> {value:.3g}"

@@ -37,8 +37,9 @@ class Loss:
 
 
 def _keras_bce(from_logits: bool) -> Callable:
-    function = keras.losses.BinaryCrossentropy(from_logits=from_logits)
-    return lambda output: function(keras.ops.ones_like(output), output)
+    """The mean BCE against 1 (the functional form: a loss object made at import would compute in float32)."""
+    return lambda output: keras.ops.mean(keras.losses.binary_crossentropy(
+        keras.ops.ones_like(output), output, from_logits=from_logits))
 
 
 LOSSES = {

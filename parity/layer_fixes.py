@@ -11,7 +11,6 @@ flatten order. One at a time, then the setting changes together.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -35,6 +34,7 @@ TORCH_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "l
                      "gelu": nn.GELU, "silu": nn.SiLU, "softplus": nn.Softplus}
 ATTRIBUTES = {"epsilon": ("eps", "epsilon"), "momentum": ("momentum", "momentum"), "rate": ("p", "rate"),
               "negative_slope": ("negative_slope", "negative_slope"), "interpolation": ("mode", "interpolation")}
+LIMITS = {"dropout rate": DROPOUT_TOLERANCE}  # the other keys are judged by the forward tolerance
 KERAS_WEIGHTS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings")
 
 
@@ -44,6 +44,7 @@ class Fix:
     pitfall: int | None
     changes: dict = field(default_factory=dict)  # settings of the port's main layer (added up across fixes)
     build: Callable | None = None  # () -> the port group's layers, for a fix that is not a change of settings
+    orders: tuple | None = None  # a Dense's feature orders (in, out) instead of the converter's
 
 
 class NumpyStep:
@@ -75,12 +76,16 @@ def run_layers(side: str, stack: list, array: np.ndarray, training: bool) -> np.
             with torch.no_grad():
                 array = layer(torch.from_numpy(np.array(array))).detach().cpu().numpy()  # a copy: in-place layers
         else:
-            array = np.asarray(keras.ops.convert_to_numpy(layer(array, training=training)))
+            with tracing.without_activation(layer):  # a fused activation is a position of its own
+                array = np.asarray(keras.ops.convert_to_numpy(layer(array, training=training)))
     return array
 
 
-def port_layout(pair: UserPair, array: np.ndarray, port_shape: tuple) -> np.ndarray:
-    """The source's tensor in the port's layout, where the port's recorded shape says the channels move."""
+def port_layout(pair: UserPair, array: np.ndarray, port_shape: tuple, order=None) -> np.ndarray:
+    """The source's tensor in the port's layout, where the port's recorded shape says the channels move; a vector's
+    features in the port's order (`order`: the Keras order of torch's features)."""
+    if array.ndim == 2 and order is not None and array.shape[1] == len(order):
+        return array[:, order] if pair.source == "torch" else array[:, np.argsort(order)]
     if array.ndim >= 3 and pair.source == "torch" and tracing.moved_shape(array.shape) == tuple(port_shape):
         return tracing.channels_last(array)
     if array.ndim >= 3 and pair.source == "keras" and tracing.moved_shape(port_shape) == tuple(array.shape):
@@ -88,9 +93,9 @@ def port_layout(pair: UserPair, array: np.ndarray, port_shape: tuple) -> np.ndar
     return array
 
 
-def compare_sides(pair: UserPair, source_value, port_value, kind) -> float:
+def compare_sides(pair: UserPair, source_value, port_value, kind, order=None) -> float:
     torch_value, keras_value = (source_value, port_value) if pair.source == "torch" else (port_value, source_value)
-    return pair.compare_arrays(torch_value, keras_value, kind)[1]
+    return pair.compare_arrays(torch_value, keras_value, kind, order=order)[1]
 
 
 def batch_norm_state(pair: UserPair, index: int, torch_bn, keras_bn, count: int, biased: bool = False) -> float:
@@ -127,11 +132,15 @@ def measure(pair: UserPair, index: int, modes: list[str], fix: Fix | None = None
             x = trace.inputs.get(source.first.name)
             if not isinstance(x, np.ndarray):
                 continue
-            torch_stack, keras_stack = (source_stack, stack) if pair.source == "torch" else (stack, source_stack)
-            with float32_slopes(pair, torch_stack, keras_stack):
+            keras_stack = stack if pair.source == "torch" else source_stack
+            slopes = {float(np.float32(layer.negative_slope)) for layer in keras_stack
+                      if getattr(layer, "negative_slope", None) is not None}
+            with pair.float32_slopes(slopes):
                 y_source = run_layers(pair.source, source_stack, x, training)
-                y_port = run_layers(pair.port, stack, port_layout(pair, x, port.first.input_shape), training)
-            out[f"{mode} output"] = compare_sides(pair, y_source, y_port, source.main.kind)
+                in_order, out_order = fix.orders if fix and fix.orders else (pair.pairs[index].in_order,
+                                                                             pair.pairs[index].out_order)
+                y_port = run_layers(pair.port, stack, port_layout(pair, x, port.first.input_shape, in_order), training)
+            out[f"{mode} output"] = compare_sides(pair, y_source, y_port, source.main.kind, out_order)
             if training and source.main.kind == "batch_norm":
                 torch_bn, keras_bn = (source_stack, stack) if pair.source == "torch" else (stack, source_stack)
                 torch_bn = next(layer for layer in torch_bn if isinstance(layer, nn.modules.batchnorm._BatchNorm))
@@ -142,24 +151,6 @@ def measure(pair: UserPair, index: int, modes: list[str], fix: Fix | None = None
     return out
 
 
-@contextlib.contextmanager
-def float32_slopes(pair: UserPair, torch_stack: list, keras_stack: list):
-    """In float64, a torch LeakyReLU runs with the float32 slope its Keras partner's TensorFlow kernel uses (as in
-    the pair's passes, parity/user_pair.py)."""
-    slopes = [getattr(layer, "negative_slope", None) for layer in keras_stack]
-    saved = []
-    for layer in torch_stack:
-        if isinstance(layer, nn.LeakyReLU) and pair.dtype == "float64" and any(
-                slope is not None and np.float32(slope) == np.float32(layer.negative_slope) for slope in slopes):
-            saved.append((layer, layer.negative_slope))
-            layer.negative_slope = float(np.float32(layer.negative_slope))
-    try:
-        yield
-    finally:
-        for layer, slope in saved:
-            layer.negative_slope = slope
-
-
 def dropout_difference(pair: UserPair, source, port, stack) -> float:
     shape = tuple(source.first.input_shape[1:])
     batch = max(1, math.ceil(DROPOUT_VALUES / max(1, math.prod(shape))))
@@ -167,8 +158,7 @@ def dropout_difference(pair: UserPair, source, port, stack) -> float:
     source_stats = dropped(run_layers(pair.source, [p.layer for p in source.positions], ones, True))
     port_stats = dropped(run_layers(pair.port, stack, port_layout(pair, ones, (batch, *port.first.input_shape[1:])),
                                     True))
-    scaled = diffs(np.array(source_stats), np.array(port_stats))[1]
-    return scaled / DROPOUT_TOLERANCE * pair.tolerance  # in units of the forward tolerance, so one bound judges
+    return diffs(np.array(source_stats), np.array(port_stats))[1]
 
 
 def build_port(pair: UserPair, port, fix: Fix | None) -> list:
@@ -327,7 +317,7 @@ def weight_fixes(pair: UserPair, index: int) -> list[Fix]:
             maps = {"weight": kernel_maps, "bias": bias_maps}
             fixes.append(Fix(f"Dense rows {'in' if alternative[0] is not None else 'out of'} the channels-last order "
                              "of the flattened tensor", 5,
-                             build=lambda: [clone(pair, port, {}, recopied(pair, ports, maps))]))
+                             build=lambda: [clone(pair, port, {}, recopied(pair, ports, maps))], orders=alternative))
     return fixes
 
 
@@ -397,28 +387,34 @@ def layer(pair: UserPair, index: int, here: list[Row], finding: Finding) -> bool
     else:
         modes = [mode for mode in ("inference", "training", "dropout") if any(row.section == mode for row in here)]
     outputs = [row for row in here if row.what == "output" and row.section in modes]
+    candidates = weight_fixes(pair, index) + setting_fixes(pair, index)
+    base_fix = None
     if outputs and all(row.input_scaled > row.tolerance for row in outputs):
-        return False
-    base = measure(pair, index, modes)
-    failing = {key: value for key, value in base.items() if value > pair.tolerance}
+        # the inputs differ: only a Dense whose input agrees in the other flatten order is the cause here; it is
+        # then measured on its input in that order, with the weights as the converter copied them
+        candidates = [fix for fix in candidates if fix.orders and inputs_agree(pair, index, fix.orders[0])]
+        if not candidates:
+            return False
+        base_fix = Fix("", None, orders=candidates[0].orders)
+    base = measure(pair, index, modes, base_fix)
+    failing = {key: value for key, value in base.items() if value > LIMITS.get(key, pair.tolerance)}
     if not failing:
         return False
-    candidates = weight_fixes(pair, index) + setting_fixes(pair, index)
     singles = []
     for fix in candidates:
         after = measure(pair, index, modes, fix)
         singles.append(Trial(fix.text, [fix.pitfall] if fix.pitfall else [], failing,
-                             {key: after.get(key, math.nan) for key in failing}, pair.tolerance))
+                             {key: after.get(key, math.nan) for key in failing}, pair.tolerance, LIMITS))
     finding.trials += singles
     settings = [(fix, trial) for fix, trial in zip(candidates, singles) if fix.build is None]
     if not finding.fixed and len(settings) > 1:
         changes = {key: value for fix, _ in settings for key, value in fix.changes.items()}
         after = measure(pair, index, modes, Fix("", None, changes))
         helped = [fix.pitfall for fix, trial in settings if fix.pitfall and any(
-            trial.after[key] <= pair.tolerance for key in failing)]
+            trial.after[key] <= LIMITS.get(key, pair.tolerance) for key in failing)]
         finding.trials.append(Trial("all of these together", helped or [fix.pitfall for fix, _ in settings
                                                                           if fix.pitfall], failing,
-                                    {key: after.get(key, math.nan) for key in failing}, pair.tolerance))
+                                    {key: after.get(key, math.nan) for key in failing}, pair.tolerance, LIMITS))
     if not finding.fixed and "training state" in failing and base.get("training output", 0) <= pair.tolerance:
         biased = measure(pair, index, ["training"], biased=True)
         finding.trials.append(Trial("torch's running_var read as the biased batch variance (no n / (n - 1))", [18],
@@ -426,6 +422,17 @@ def layer(pair: UserPair, index: int, here: list[Row], finding: Finding) -> bool
                                     pair.tolerance))
     layer_notes(pair, index, modes, finding)
     return True
+
+
+def inputs_agree(pair: UserPair, index: int, order) -> bool:
+    """Whether a pair's inputs in the inference pass agree with the torch features taken in `order`."""
+    layer_pair = pair.pairs[index]
+    torch_trace, keras_trace = pair.traces["inference"]
+    torch_in = torch_trace.inputs.get(layer_pair.torch.first.name)
+    keras_in = keras_trace.inputs.get(layer_pair.keras.first.name)
+    if order is None and isinstance(torch_in, np.ndarray):  # no reordering at all
+        return torch_in.shape == getattr(keras_in, "shape", None) and diffs(torch_in, keras_in)[1] <= pair.tolerance
+    return pair.compare_arrays(torch_in, keras_in, order=order)[1] <= pair.tolerance
 
 
 def layer_notes(pair: UserPair, index: int, modes: list[str], finding: Finding) -> None:

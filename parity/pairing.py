@@ -75,6 +75,15 @@ class LayerPair:
     def label(self) -> str:
         return f"{self.torch.label if self.torch else '-'} / {self.keras.label if self.keras else '-'}"
 
+    @property
+    def in_order(self):
+        """The Keras order of the input's features (a Dense after a Flatten; a BatchNorm over such features)."""
+        return self.orders[0] if self.torch and self.torch.main.kind == "dense" else self.orders[1]
+
+    @property
+    def out_order(self):
+        return self.orders[1]
+
 
 def family(fields: dict) -> str:
     kind = fields["kind"]

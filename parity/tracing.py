@@ -6,7 +6,9 @@ with forward hooks, Keras by wrapping each leaf's `call` for the pass (Keras run
 functional or subclassed model through `layer.call`). Each call of a leaf is a `Position`, in the order the pass
 ran them; a leaf called twice (one LeakyReLU applied after every conv) gives two positions, `act` and `act#2`.
 Code outside layers (`x.view(...)`, `F.leaky_relu` in a torch forward, `ops.reshape` in a Keras call) is not seen:
-it shows as a difference between one position's output and the next one's input.
+it shows as a difference between one position's output and the next one's input. A Keras conv or Dense with an
+activation of its own (`Dense(64, activation="relu")`) gives two positions, the layer without its activation and
+`dense.activation`, so that it pairs with torch's Linear and ReLU.
 
 Layouts: torch images are (N, C, H, W) and Keras's (N, H, W, C); 1d signals (N, C, L) and (N, L, C); vectors
 (N, F) in both. A tensor of rank 3 or more moves its channel axis last, unless its shape says the two agree already
@@ -29,7 +31,7 @@ from keras import layers
 from torch import nn
 
 from parity import convert
-from parity.settings import describe_keras, describe_torch
+from parity.settings import describe_keras, describe_torch, keras_activation
 
 WEIGHTED_KERAS = (layers.Conv1D, layers.Conv2D, layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Dense,
                   layers.BatchNormalization, layers.LayerNormalization, layers.Embedding)
@@ -80,6 +82,39 @@ def _array(value):
 
 def _shape(value) -> tuple:
     return tuple(value.shape) if hasattr(value, "shape") else ()
+
+
+class FusedActivation:
+    """The activation a Keras conv or Dense applies itself, as a position of its own."""
+
+    weights: list = []  # nothing to copy
+
+    def __init__(self, layer: keras.layers.Layer, function):
+        self.layer, self.function, self.name = layer, function, f"{layer.name}.activation"
+
+    def __call__(self, x, training=None):
+        return self.function(x)
+
+
+def fused_activation(layer) -> object | None:
+    """The non-linear activation of a weighted Keras layer (Dense, Conv*), or None."""
+    function = getattr(layer, "activation", None)
+    if type(layer) not in WEIGHTED_KERAS or function is None:
+        return None
+    return None if keras_activation(function)["kind"] == "linear" else function
+
+
+@contextlib.contextmanager
+def without_activation(layer) -> Iterator[None]:
+    """Run a Keras layer without its own activation (the position after it applies it)."""
+    function = fused_activation(layer)
+    if function is not None:
+        layer.activation = keras.activations.linear
+    try:
+        yield
+    finally:
+        if function is not None:
+            layer.activation = function
 
 
 # ------------------------------------------------------------------------------------------------------- Leaves
@@ -170,7 +205,14 @@ def traced_keras(leaves: list[keras.layers.Layer], skip: frozenset = frozenset()
             position = _position_name(counts, _layer.name)
             if position in frozen and "training" in kwargs:
                 kwargs["training"] = False
-            output = args[0] if position in skip else _original(*args, **kwargs)
+            function = fused_activation(_layer)
+            with without_activation(_layer):
+                output = args[0] if position in skip else _original(*args, **kwargs)
+            if function is not None:
+                trace.inputs[position], trace.outputs[position] = _array(args[0]), _array(output)
+                trace.order.append((position, _layer, _shape(args[0]), _shape(output)))
+                args, position, _layer = (output,), f"{position}.activation", FusedActivation(_layer, function)
+                output = args[0] if position in skip else function(output)
             trace.inputs[position], trace.outputs[position] = _array(args[0]), _array(output)
             trace.order.append((position, _layer, _shape(args[0]), _shape(output)))
             return output
@@ -189,8 +231,15 @@ def torch_positions(trace: Trace) -> list[Position]:
 
 
 def keras_positions(trace: Trace) -> list[Position]:
-    return [Position(name, layer, index, shape_in, shape_out, describe_keras(layer, shape_in))
-            for index, (name, layer, shape_in, shape_out) in enumerate(trace.order)]
+    positions = []
+    for index, (name, layer, shape_in, shape_out) in enumerate(trace.order):
+        if isinstance(layer, FusedActivation):
+            fields = keras_activation(layer.function)
+        else:
+            fields = describe_keras(layer, shape_in)
+            fields = fields | {"activation": "linear"} if fused_activation(layer) is not None else fields
+        positions.append(Position(name, layer, index, shape_in, shape_out, fields))
+    return positions
 
 
 # -------------------------------------------------------------------------------------------------- Dropout off

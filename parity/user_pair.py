@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from parity import convert, pairing, tracing
 from parity.checks import TOLERANCES
@@ -140,7 +141,7 @@ class UserPair:
         if self.weights == "copy" and self.table:
             (convert.torch_to_keras if self.direction == "torch-to-keras" else convert.keras_to_torch)(self.table)
         self.saved = self._snapshot()
-        self.slopes = self._float32_slopes()
+        self.slopes = self.keras_slopes()
 
     # ------------------------------------------------------------------------------------------ Building
 
@@ -253,22 +254,34 @@ class UserPair:
         for variable, value in zip(self.keras_model.weights, keras_values):
             variable.assign(value)
 
-    def _float32_slopes(self) -> list[tuple[torch.nn.Module, float]]:
-        """In float64, a torch LeakyReLU paired with a Keras one of the same float32 slope runs with that float32
-        number: TensorFlow multiplies by its float32 attribute even on float64 tensors."""
-        if self.dtype != "float64":
-            return []
-        out = []
-        for pair in self.pairs:
-            if pair.torch and pair.keras and pair.torch.main.kind == pair.keras.main.kind == "leaky_relu" \
-                    and isinstance(pair.torch.main.layer, torch.nn.LeakyReLU):
-                torch_slope, keras_slope = (pair.torch.fields["negative_slope"], pair.keras.fields["negative_slope"])
-                if np.float32(torch_slope) == np.float32(keras_slope) and torch_slope != float(np.float32(torch_slope)):
-                    out.append((pair.torch.main.layer, float(np.float32(torch_slope))))
-        if out:
-            self.notes.append(f"float64: {len(out)} torch LeakyReLU run with TensorFlow's float32 slope "
-                              f"({out[0][1]!r} for {float(np.float32(out[0][1])):g})")
-        return out
+    def keras_slopes(self) -> set[float]:
+        """The LeakyReLU slopes of the Keras side, as TensorFlow holds them: float32 numbers."""
+        slopes = {float(np.float32(p.fields["negative_slope"])) for p in self.keras_positions
+                  if p.kind == "leaky_relu"}
+        if self.dtype == "float64" and slopes:
+            self.notes.append("float64: torch's leaky_relu runs with the float32 slope TensorFlow multiplies by, where "
+                              f"the two agree in float32 ({', '.join(repr(s) for s in sorted(slopes))})")
+        return slopes
+
+    @contextlib.contextmanager
+    def float32_slopes(self, slopes: set[float] = frozenset()) -> Iterator[None]:
+        """In float64, torch's F.leaky_relu (which nn.LeakyReLU calls) multiplies by the float32 number of a slope
+        the Keras side has: TensorFlow keeps the slope as a float32 attribute even on float64 tensors."""
+        slopes = set(self.slopes) | set(slopes)
+        if self.dtype != "float64" or not slopes:
+            yield
+            return
+        original = F.leaky_relu
+
+        def leaky_relu(input, negative_slope=0.01, inplace=False):
+            rounded = float(np.float32(negative_slope))
+            return original(input, rounded if rounded in slopes else negative_slope, inplace)
+
+        F.leaky_relu = leaky_relu
+        try:
+            yield
+        finally:
+            F.leaky_relu = original
 
     # ---------------------------------------------------------------------------------------------- Runs
 
@@ -277,16 +290,9 @@ class UserPair:
         """The state both runs start from, the mode, the dtype; in training mode dropout off unless `dropout`."""
         self.restore()
         self.torch_model.train(training)
-        saved = [(module, module.negative_slope) for module, _ in self.slopes]
-        for module, slope in self.slopes:
-            module.negative_slope = slope
         off = tracing.dropout_off(self.keras_leaves) if training and not dropout else contextlib.nullcontext()
-        try:
-            with off, torch_default_dtype(self.dtype):
-                yield
-        finally:
-            for module, slope in saved:
-                module.negative_slope = slope
+        with off, torch_default_dtype(self.dtype), self.float32_slopes():
+            yield
 
     def pass_with(self, training: bool, arrays: tuple | None = None, frozen: set | None = None,
                   skip: set | None = None, patch=None):
@@ -310,11 +316,14 @@ class UserPair:
     def _pass(self, training: bool):
         return self.pass_with(training)
 
-    def compare_arrays(self, torch_value, keras_value, kind: str | None = None, previous=None):
-        """(max abs, scaled, channels moved) of one tensor in both layouts; inf when the shapes do not fit."""
+    def compare_arrays(self, torch_value, keras_value, kind: str | None = None, previous=None, order=None):
+        """(max abs, scaled, channels moved) of one tensor in both layouts; inf when the shapes do not fit. `order`:
+        the Keras order of a vector's features (between a Dense and a Reshape, after a Flatten)."""
         if torch_value is None or keras_value is None or isinstance(torch_value, list) \
                 or isinstance(keras_value, list):
             return math.nan, math.nan, None
+        if order is not None and torch_value.ndim == 2 and torch_value.shape[1] == len(order):
+            torch_value = torch_value[:, order]
         moves = tracing.channels_move(torch_value.shape, keras_value.shape, kind, previous)
         if moves is None:
             return math.inf, math.inf, None
@@ -334,11 +343,13 @@ class UserPair:
                 row.note = f"not run in {section} mode by {'torch' if t_out is None else 'Keras'}"
                 rows.append(row)
                 continue
-            row.max_abs, row.scaled, moves = self.compare_arrays(t_out, k_out, pair.torch.main.kind, previous)
+            row.max_abs, row.scaled, moves = self.compare_arrays(t_out, k_out, pair.torch.main.kind, previous,
+                                                                 pair.out_order)
             previous = moves if moves is not None else previous
             row.torch_shape, row.keras_shape = tuple(t_out.shape), tuple(k_out.shape)
             row.input_scaled = self.compare_arrays(torch_trace.inputs.get(pair.torch.first.name),
-                                                   keras_trace.inputs.get(pair.keras.first.name), None, previous)[1]
+                                                   keras_trace.inputs.get(pair.keras.first.name), None, previous,
+                                                   pair.in_order)[1]
             rows.append(row)
             if training and pair.torch.main.kind == "batch_norm":
                 rows += self.state_rows(index, pair)
