@@ -23,6 +23,8 @@ Exit 0 when everything agrees, 1 when something diverges, 2 for a usage error (o
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -62,7 +64,11 @@ SECTION_TITLES = {
 
 
 def load_factory(spec: str) -> Callable:
-    """`path/to/file.py:callable` or `package.module:callable` (the callable may be dotted: Class.build)."""
+    """`path/to/file.py:callable` or `package.module:callable`; the callable may be dotted (Class.build) and take
+    literal arguments: `models.py:generator(width=32, fixed=("batch_norm",))`."""
+    arguments = None
+    if spec.endswith(")") and "(" in spec:
+        spec, arguments = spec[: spec.index("(")], spec[spec.index("("):]
     where, colon, name = spec.rpartition(":")
     if not colon or not where or not name:
         raise UsageError(f"{spec!r}: expected path/to/file.py:callable or package.module:callable")
@@ -92,7 +98,19 @@ def load_factory(spec: str) -> Callable:
         target = getattr(target, part)
     if not callable(target):
         raise UsageError(f"{spec!r}: {name} is not callable")
-    return target
+    return target if arguments is None else with_arguments(target, f"{spec}{arguments}", arguments)
+
+
+def with_arguments(target: Callable, spec: str, arguments: str) -> Callable:
+    try:
+        call = ast.parse(f"f{arguments}", mode="eval").body
+        if not isinstance(call, ast.Call):
+            raise ValueError
+        args = [ast.literal_eval(node) for node in call.args]
+        kwargs = {node.arg: ast.literal_eval(node.value) for node in call.keywords}
+    except (SyntaxError, ValueError):
+        raise UsageError(f"{spec!r}: the arguments must be Python literals, like (width=32, fixed=('a',))") from None
+    return functools.partial(target, *args, **kwargs)
 
 
 def build_torch(factory, seed: int, label: str) -> nn.Module:
@@ -235,7 +253,7 @@ def compare(torch_model, keras_model, inputs, *, direction: str = "torch-to-kera
         elif optimizers is not None:
             raise UsageError("an optimiser step needs a loss: give --loss too")
         findings = diagnose.diagnose(pair, rows, loss, optimizers)
-        pair.restore()
+        pair.restore(weights=True)
     return Report(*names, pair, rows, findings, setting_differences(pair), optimizer_settings)
 
 
@@ -258,19 +276,24 @@ def parse_pairs(args: argparse.Namespace) -> dict | None:
     return given or None
 
 
+def command_report(args: argparse.Namespace) -> Report:
+    """The report of `gan-parity compare` for its parsed arguments (raises the usage errors)."""
+    torch_factory, keras_factory = load_factory(args.torch_factory), load_factory(args.keras_factory)
+    loss = None
+    if args.loss:
+        if len(args.loss) > 2:
+            raise UsageError("--loss takes a name or two callables (torch's, Keras's)")
+        loss = args.loss[0] if len(args.loss) == 1 else tuple(load_factory(spec) for spec in args.loss)
+    optimizers = tuple(load_factory(spec) for spec in args.optimizer) if args.optimizer else None
+    inputs = [InputSpec.parse(text) for text in args.input]
+    return compare(torch_factory, keras_factory, inputs, direction=args.direction, weights=args.weights,
+                   loss=loss, optimizers=optimizers, pairs=parse_pairs(args), dtype=args.dtype,
+                   batch_size=args.batch_size, seed=args.seed, names=(args.torch_factory, args.keras_factory))
+
+
 def run_command(args: argparse.Namespace) -> int:
     try:
-        torch_factory, keras_factory = load_factory(args.torch_factory), load_factory(args.keras_factory)
-        loss = None
-        if args.loss:
-            loss = args.loss[0] if len(args.loss) == 1 else tuple(load_factory(spec) for spec in args.loss)
-            if len(args.loss) > 2:
-                raise UsageError("--loss takes a name or two callables (torch's, Keras's)")
-        optimizers = tuple(load_factory(spec) for spec in args.optimizer) if args.optimizer else None
-        inputs = [InputSpec.parse(text) for text in args.input]
-        report = compare(torch_factory, keras_factory, inputs, direction=args.direction, weights=args.weights,
-                         loss=loss, optimizers=optimizers, pairs=parse_pairs(args), dtype=args.dtype,
-                         batch_size=args.batch_size, seed=args.seed, names=(args.torch_factory, args.keras_factory))
+        report = command_report(args)
     except (UsageError, Unsupported, pairing.MappingError) as error:
         print(f"gan-parity compare: {error}", file=sys.stderr)
         return 2

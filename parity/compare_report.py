@@ -9,6 +9,7 @@ from parity import findings
 from parity.user_pair import Row
 
 MARK = "<- first"
+SHOWN_AFTER = 3  # rows shown after the first divergence of a table
 
 
 def number(value: float) -> str:
@@ -44,8 +45,17 @@ def section_table(report, section: str, rows: list[Row], first: Row | None) -> l
     if section in ("inference", "training", "weights"):
         lines.append(f"  {'#':>3}  {'layer (torch / Keras)':<52} {'torch shape':<18} {'Keras shape':<18} "
                      f"{'max abs':>9} {'scaled':>9}  verdict")
+    failing = next((i for i, row in enumerate(rows) if not row.passed), None)
+    hidden = []
+    if failing is not None and len(rows) > failing + SHOWN_AFTER + 2:  # the rows the first divergence spoils
+        last = rows[-1:] if rows[-1].label == "model output" else []
+        hidden = rows[failing + SHOWN_AFTER + 1: len(rows) - len(last)]
+        rows = rows[: failing + SHOWN_AFTER + 1] + last
     marked = False
     for row in rows:
+        if hidden and row is rows[-1] and row.label == "model output":
+            lines.append(f"       ... {len(hidden)} more rows, {sum(not r.passed for r in hidden)} of them diverge "
+                         "(--json lists every row)")
         index = "" if row.pair >= len(report.pair.pairs) else row.pair
         verdict = "ok" if row.passed else "DIVERGES"
         if not row.passed and not marked:
@@ -55,6 +65,9 @@ def section_table(report, section: str, rows: list[Row], first: Row | None) -> l
         label = row.label if len(row.label) <= 52 else row.label[:49] + "..."
         lines.append(f"  {index!s:>3}  {label:<52} {shape(row.torch_shape):<18} {shape(row.keras_shape):<18} "
                      f"{number(row.max_abs):>9} {number(row.scaled):>9}  {verdict}{note}")
+    if hidden and rows[-1].label != "model output":
+        lines.append(f"       ... {len(hidden)} more rows, {sum(not r.passed for r in hidden)} of them diverge "
+                     "(--json lists every row)")
     return lines
 
 

@@ -51,8 +51,7 @@ def diagnose(pair: UserPair, rows: list[Row], loss=None, optimizers=None) -> lis
         return []
     here = [row for row in rows if row.pair == first.pair and not row.passed
             and (row.section in FORWARD) == (first.section in FORWARD)]
-    observed = "; ".join(f"{row.section} {row.what} {row.scaled:.3g}" + (f" ({row.note})" if row.note else "")
-                         for row in here[:4])
+    observed = "; ".join(f"{what(row)} {row.scaled:.3g}" + (f" ({row.note})" if row.note else "") for row in here[:4])
     label = pair.pairs[first.pair].label if first.pair < len(pair.pairs) else "the model's output"
     finding = Finding(first.pair, label, observed)
     if first.section == "structure":
@@ -72,6 +71,12 @@ def diagnose(pair: UserPair, rows: list[Row], loss=None, optimizers=None) -> lis
         between(pair, first.pair, [row.section for row in here if row.section in ("inference", "training")]
                 or ["inference"], finding)
     return [finding]
+
+
+def what(row: Row) -> str:
+    if row.section in ("inference", "training"):
+        return f"{row.section} {row.what}"
+    return f"{row.section} {row.label}" if row.section in ("weights", "gradients", "step") else row.label
 
 
 def name(side: str) -> str:

@@ -28,6 +28,9 @@ class Trial:
                             for key, value in self.after.items())
         return f"{changes}: {'AGREES' if self.agrees else 'still differs'}"
 
+    def __post_init__(self) -> None:
+        self.pitfalls = list(dict.fromkeys(number for number in self.pitfalls if number is not None))
+
     def as_dict(self) -> dict:
         return {"fix": self.fix, "pitfalls": [entry_dict(number) for number in self.pitfalls],
                 "before": self.before, "after": self.after, "agrees": self.agrees}

@@ -124,7 +124,7 @@ def step(pair: UserPair, loss: Loss, torch_optimizer, keras_optimizer) -> list[R
     """One step of each optimiser from the pair's weights: every trainable weight after it."""
     ports = trainable_ports(pair)
     _, _, torch_grads, keras_grads = gradients(pair, loss)
-    pair.restore()
+    pair.restore(weights=True)
     for port, grad in zip(ports, torch_grads):
         port.torch_tensor.grad = None if grad is None else grad.detach().clone()
     torch_optimizer.step()
@@ -136,7 +136,7 @@ def step(pair: UserPair, loss: Loss, torch_optimizer, keras_optimizer) -> list[R
             port.torch_tensor.detach().numpy(), port.to_torch(np.asarray(keras.ops.convert_to_numpy(
                 port.keras_variable)))), TOLERANCES[pair.dtype]["trajectory"], "weight"))
         port.torch_tensor.grad = None
-    pair.restore()
+    pair.restore(weights=True)
     return sorted(rows, key=lambda row: row.pair)
 
 

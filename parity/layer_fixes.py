@@ -224,7 +224,8 @@ def setting_fixes(pair: UserPair, index: int) -> list[Fix]:
     kind = src["kind"]
     if kind == "batch_norm":
         trap = isinstance(torch_fields["epsilon"], float) and torch_fields["epsilon"] >= 0.05
-        for key, number in (("epsilon", 2), ("momentum", 1)):
+        momentum = 42 if keras_fields["momentum"] == 0.99 else 1  # Keras's default, or a value copied literally
+        for key, number in (("epsilon", 2), ("momentum", momentum)):
             if differs(src, dst, key):
                 fixes.append(Fix(f"{where} {key} {shown(dst[key])} -> {shown(src[key])} (the source's"
                                  f"{', in Keras meaning' if key == 'momentum' else ''})", 40 if trap else number,

@@ -355,6 +355,16 @@ CATALOGUE: tuple[Pitfall, ...] = (
         'layers.Conv2DTranspose(c_out, 4, strides=2), layers.Cropping2D(1)  # or padding="same" for k4 s2 p1',
         bugs.uncropped_transposed_probe,
     ),
+    Pitfall(
+        42, "bn-momentum-default", "Keras BatchNormalization() left at its default momentum 0.99", ALL, "trajectory",
+        "torch's BatchNorm2d defaults to momentum 0.1, which is Keras's 0.9; Keras's BatchNormalization() defaults "
+        "to 0.99, as tf.layers.batch_normalization did. A port that writes BatchNormalization() for BatchNorm2d(c) "
+        "trains the same weights and keeps running statistics that move ten times slower: the outputs agree in "
+        "training mode and part at inference.",
+        "", "nn.BatchNorm2d(channels)  # momentum=0.1: Keras's 0.9",
+        "layers.BatchNormalization()  # momentum=0.99", "layers.BatchNormalization(momentum=0.9)",
+        bugs.on_model("dcgan", "trajectory", bugs.keras_default_bn_momentum),
+    ),
 )
 
 # ------------------------------------------------------------------------------------------------ Command

@@ -339,3 +339,10 @@ uncropped_transposed_probe = keras_side_probe(  # torch padding=1 ported as "val
     + ([] if bugged else [layers.Cropping2D(1, name="crop")]),
     (2, 4, 4),
 )
+
+
+def keras_default_bn_momentum(h):
+    """Every Keras BatchNormalization left at its default momentum 0.99 (torch's 0.1 is Keras's 0.9)."""
+    for network in ("generator", "discriminator"):
+        for layer in keras_layers(h, network, layers.BatchNormalization):
+            layer.momentum = 0.99

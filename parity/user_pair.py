@@ -246,13 +246,19 @@ class UserPair:
         self.keras_index = {id(variable): i for i, variable in enumerate(self.keras_model.weights)}
         return torch_state, [np.array(keras.ops.convert_to_numpy(v)) for v in self.keras_model.weights]
 
-    def restore(self) -> None:
+    def restore(self, weights: bool = False) -> None:
+        """Back to the saved state: running statistics (what a pass changes), with `weights` every tensor."""
         if self.saved is None:  # the first pass, before the weights are paired
             return
         torch_state, keras_values = self.saved
-        self.torch_model.load_state_dict(torch_state)
+        trainable = {name for name, _ in self.torch_model.named_parameters()}
+        with torch.no_grad():
+            for name, tensor in self.torch_model.state_dict(keep_vars=True).items():
+                if weights or name not in trainable:
+                    tensor.copy_(torch_state[name])
         for variable, value in zip(self.keras_model.weights, keras_values):
-            variable.assign(value)
+            if weights or not variable.trainable:
+                variable.assign(value)
 
     def keras_slopes(self) -> set[float]:
         """The LeakyReLU slopes of the Keras side, as TensorFlow holds them: float32 numbers."""

@@ -4,11 +4,12 @@ writes it: with three mistakes, each marked below and undone when its name is in
   batch_norm  `layers.BatchNormalization()`: Keras's defaults, momentum 0.99 and epsilon 1e-3, where torch's
               BatchNorm2d has momentum 0.1 (Keras's 0.9) and eps 1e-5
   padding     `ConvTranspose2d(c_in, c_out, 4, 2, 1)` written as `Conv2DTranspose(c_out, 4, strides=2)`: the
-              "valid" transposed conv, without the crop that torch's padding=1 is (the images grow 8, 18, 38, 78)
+              "valid" transposed conv, without the crop that torch's padding=1 is (10x10, 22x22, 46x46 and 94x94
+              where torch has 8x8, 16x16, 32x32 and 64x64)
   leaky_relu  `layers.LeakyReLU()`: Keras's default slope 0.3 where torch has 0.2
 
 `gan-parity compare examples/dcgan_port/torch_dcgan.py:Generator examples/dcgan_port/keras_dcgan.py:generator
---input 100,1,1` points at each in turn (docs/compare_tutorial.html).
+--input 100,1,1` points at each in turn (docs/compare.html after `make docs`).
 """
 
 import keras
@@ -37,7 +38,7 @@ def leaky_relu(fixed):
     return layers.LeakyReLU()  # mistake: negative_slope 0.3
 
 
-def generator(fixed=()):
+def generator(fixed=(), nz=nz, ngf=ngf, nc=nc):
     return keras.Sequential([
         keras.Input((1, 1, nz)),
         layers.Conv2DTranspose(ngf * 8, 4, strides=1, padding="valid", use_bias=False),  # (4, 4, ngf*8)
@@ -49,7 +50,7 @@ def generator(fixed=()):
     ], name="generator")
 
 
-def discriminator(fixed=()):
+def discriminator(fixed=(), ndf=ndf, nc=nc):
     return keras.Sequential([
         keras.Input((64, 64, nc)),
         layers.Conv2D(ndf, 4, strides=2, padding="same", use_bias=False), leaky_relu(fixed),  # (32, 32, ndf)

@@ -1,8 +1,9 @@
 """The networks of pytorch/examples' DCGAN (dcgan/main.py, BSD-3-Clause), as published: 64x64 images, nz = 100.
 
-The original holds them in `nn.Sequential`s named `main` and reads nz, ngf, ndf and nc as globals; only the
-multi-GPU branch of `forward` is left out. `weights_init` is its N(0, 0.02) initialisation. Ported to Keras in
-examples/dcgan_port/keras_dcgan.py; `gan-parity compare` checks the port (docs/compare_tutorial.html).
+The original holds them in `nn.Sequential`s named `main` and reads nz, ngf, ndf and nc as globals; here the classes
+take them as arguments, the published values their defaults, and the multi-GPU branch of `forward` is left out.
+`weights_init` is its N(0, 0.02) initialisation. examples/dcgan_port/keras_dcgan.py is a port to Keras, and
+`gan-parity compare` checks it (docs/compare.html after `make docs`).
 """
 
 import torch.nn as nn
@@ -23,7 +24,7 @@ def weights_init(m):
 
 
 class Generator(nn.Module):
-    def __init__(self):
+    def __init__(self, nz=nz, ngf=ngf, nc=nc):
         super().__init__()
         self.main = nn.Sequential(
             # input is Z, going into a convolution
@@ -54,7 +55,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self):
+    def __init__(self, ndf=ndf, nc=nc):
         super().__init__()
         self.main = nn.Sequential(
             # input is (nc) x 64 x 64
