@@ -212,12 +212,13 @@ def setting_differences(pair: UserPair) -> list[tuple[int, str, object, object]]
 
 def compare(torch_model, keras_model, inputs, *, direction: str = "torch-to-keras", weights: str = "copy",
             loss=None, optimizers=None, pairs: dict | None = None, dtype: str = "float64", batch_size: int = 8,
-            seed: int = 0, names: tuple[str, str] = ("torch model", "Keras model")) -> Report:
+            seed: int = 0, names: tuple[str, str] = ("torch model", "Keras model"), pairs_only: bool = False) -> Report:
     """Compare a torch module and a Keras model (or their factories): every layer, both modes, the diagnosis.
 
     `inputs`: InputSpecs or shapes (torch's layout, one sample); `loss`: a name of gradients.LOSSES or (torch_fn,
     keras_fn); `optimizers`: (torch factory of the parameters, Keras factory); `pairs`: torch name -> Keras name
-    (None: no partner). Raises UsageError, tracing.Unsupported or pairing.MappingError for what cannot run."""
+    (None: no partner); `pairs_only`: pair the layers and stop (no rows). Raises UsageError, tracing.Unsupported or
+    pairing.MappingError for what cannot run."""
     if direction not in DIRECTIONS or weights not in WEIGHTS or dtype not in ("float64", "float32"):
         raise UsageError(f"direction {direction!r}, weights {weights!r}, dtype {dtype!r}: expected one of "
                          f"{DIRECTIONS}, {WEIGHTS}, (float64, float32)")
@@ -237,6 +238,8 @@ def compare(torch_model, keras_model, inputs, *, direction: str = "torch-to-kera
             held = keras.backend.standardize_dtype(wrong[0].dtype)
             raise UsageError(f"the Keras model holds {held} weights ({wrong[0].path}): build every layer inside its "
                              f"factory, so that it is built in {dtype}, or use --dtype {held}")
+        if pairs_only:
+            return Report(*names, pair, [], [])
         rows = list(pair.problems)
         rows += pair.weight_rows() if weights == "keep" else []
         rows += pair.mode_rows(False) + pair.mode_rows(True) + pair.dropout_rows()
@@ -288,7 +291,8 @@ def command_report(args: argparse.Namespace) -> Report:
     inputs = [InputSpec.parse(text) for text in args.input]
     return compare(torch_factory, keras_factory, inputs, direction=args.direction, weights=args.weights,
                    loss=loss, optimizers=optimizers, pairs=parse_pairs(args), dtype=args.dtype,
-                   batch_size=args.batch_size, seed=args.seed, names=(args.torch_factory, args.keras_factory))
+                   batch_size=args.batch_size, seed=args.seed, names=(args.torch_factory, args.keras_factory),
+                   pairs_only=args.show_pairs)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -300,14 +304,19 @@ def run_command(args: argparse.Namespace) -> int:
     if args.show_pairs:
         print(pairing.mapping_text(report.pair.pairs), end="")
         return 0
-    print(json.dumps(report.as_dict(), indent=2, default=_json) if args.json else report.text())
+    print(json.dumps(finite(report.as_dict()), indent=2, default=repr) if args.json else report.text())
     return 0 if report.agrees else 1
 
 
-def _json(value):
+def finite(value):
+    """JSON without Infinity and NaN (not JSON): such numbers as the strings "inf", "-inf", "nan"."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    return repr(value)
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 def register(commands) -> None:

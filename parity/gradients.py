@@ -25,7 +25,7 @@ from parity.checks import TOLERANCES, keras_dtype
 from parity.results import diffs
 from parity.settings import TOLERANCE as SETTINGS_TOLERANCE
 from parity.settings import describe_keras_optimizer, describe_torch_optimizer, difference
-from parity.user_pair import Row, UserPair
+from parity.user_pair import Row, UsageError, UserPair, one_line
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,16 @@ def port_pair(pair: UserPair, port) -> int:
 def gradients(pair: UserPair, loss: Loss):
     """(torch loss, Keras loss, torch gradients, Keras gradients) in training mode, dropout off."""
     ports = trainable_ports(pair)
-    with pair.running(True):
-        torch_loss = loss.torch(pair.torch_model(*pair.torch_inputs()))
-        torch_grads = torch.autograd.grad(torch_loss, [port.torch_tensor for port in ports], allow_unused=True)
-    with pair.running(True), tf.GradientTape() as tape:
-        keras_loss = loss.keras(pair.keras_model(pair.keras_inputs(), training=True))
+    side = "torch"
+    try:
+        with pair.running(True):
+            torch_loss = loss.torch(pair.torch_model(*pair.torch_inputs()))
+            torch_grads = torch.autograd.grad(torch_loss, [port.torch_tensor for port in ports], allow_unused=True)
+        side = "Keras"
+        with pair.running(True), tf.GradientTape() as tape:
+            keras_loss = loss.keras(pair.keras_model(pair.keras_inputs(), training=True))
+    except Exception as error:  # noqa: BLE001 - a loss that does not take the model's output: a usage error
+        raise UsageError(f"the {side} loss {loss.name!r} fails on the model's output: {one_line(error)}") from None
     keras_grads = tape.gradient(keras_loss, [port.keras_variable for port in ports])
     return torch_loss, keras_loss, torch_grads, keras_grads
 

@@ -124,7 +124,7 @@ class UserPair:
 
     def __post_init__(self) -> None:
         self.saved, self.slopes, self.traces = None, [], {}
-        self.torch_model.to(getattr(torch, self.dtype))
+        self.torch_model.to("cpu", getattr(torch, self.dtype))
         self.torch_leaves = tracing.torch_leaves(self.torch_model)
         self._make_inputs()
         self._first_pass()
@@ -265,8 +265,9 @@ class UserPair:
         slopes = {float(np.float32(p.fields["negative_slope"])) for p in self.keras_positions
                   if p.kind == "leaky_relu"}
         if self.dtype == "float64" and slopes:
-            self.notes.append("float64: torch's leaky_relu runs with the float32 slope TensorFlow multiplies by, where "
-                              f"the two agree in float32 ({', '.join(repr(s) for s in sorted(slopes))})")
+            shown = " or ".join(f"{slope:g}" for slope in sorted(slopes))
+            self.notes.append(f"float64: a torch leaky_relu whose slope is {shown} in float32 multiplies by that "
+                              "float32 number, as TensorFlow does (it keeps the slope as a float32 attribute)")
         return slopes
 
     @contextlib.contextmanager

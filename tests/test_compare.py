@@ -475,6 +475,33 @@ def test_the_command_exits_0_when_the_port_agrees_and_prints_json(capsys):
     assert {row["section"] for row in report["rows"]} == {"inference", "training", "gradients"}
 
 
+class TorchTransposed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(2, 4, 4, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def keras_uncropped():
+    return sequential((4, 4, 2), layers.Conv2DTranspose(4, 4, strides=2))
+
+
+def test_json_of_a_divergence_is_strict_json(capsys):
+    arguments = ["compare", f"{HERE}:TorchTransposed", f"{HERE}:keras_uncropped", "--input", "2,4,4", "--json"]
+    assert main(arguments) == 1
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    report = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert report["first_divergence"]["scaled"] == "inf" and not report["agrees"]
+    [finding] = report["diagnosis"]
+    assert finding["fixed"] and finding["pitfalls"][0]["slug"] == "transposed-padding-uncropped"
+    assert finding["pitfalls"][0]["keras_wrong"].startswith("layers.Conv2DTranspose(c_out, 4, strides=2)")
+
+
 def test_show_pairs_writes_a_mapping_file_that_pairs_back(capsys, tmp_path):
     arguments = ["compare", f"{HERE}:TorchDCGAN", f"{HERE}:keras_dcgan", "--input", "4,1,1"]
     assert main([*arguments, "--show-pairs"]) == 0

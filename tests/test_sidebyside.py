@@ -205,7 +205,7 @@ def test_the_tutorial_shows_compare_finding_each_mistake(page, tutorial_docs):
     open_page(page, tutorial_docs / tutorial.PAGE)
     steps = page.locator("section.step")
     assert steps.count() == len(tutorial.STEPS) == 5
-    for index, step in enumerate(tutorial.STEPS):
+    for step in tutorial.STEPS:
         section = page.locator(f'section.step[id="{step.slug}"]')
         assert section.is_visible() and section.get_attribute("data-agrees") == str(not step.expected).lower()
         command = section.locator("pre.command").inner_text()
