@@ -15,6 +15,8 @@ BatchNorm without centre. This check reads the built objects themselves and desc
 | dropout              | rate, noise shape                                                                          |
 | activations          | kind (relu, leaky_relu, tanh, sigmoid, ...) and the negative slope                         |
 | flatten, reshape     | the target shape, in torch's (C, H, W) order                                               |
+| embedding            | input and output dimension (gan-parity compare: label embeddings)                          |
+| pooling, upsampling  | window, strides, padding (as a conv's); scale and interpolation                            |
 | optimiser            | class, learning rate, betas, epsilon and where it enters (torch's or Keras's rule), L2 and |
 |                      | decoupled weight decay, clipnorm, clipvalue, global clipnorm, amsgrad, maximize, EMA, the  |
 |                      | number of tensors it updates                                                               |

@@ -232,3 +232,15 @@ def test_the_tutorial_links_to_its_pitfalls_and_the_index_to_it(page, tutorial_d
     page.wait_for_load_state()
     assert page.url.endswith("pitfalls.html#transposed-padding-uncropped")
     assert page.locator('[id="transposed-padding-uncropped"]').is_visible()
+
+
+def test_a_tutorial_step_whose_run_does_not_show_its_text_fails_the_build():
+    from parity import tutorial
+
+    step = tutorial.STEPS[3]  # the discriminator's LeakyReLU
+    report, _ = tutorial.run_step(step, width=4)
+    assert tutorial.problem(step, report) is None
+    assert "expected pitfalls [2], compare named [3]" in tutorial.problem(
+        tutorial.Step(step.slug, step.title, step.network, step.fixed, (2,), step.text), report)
+    assert "expected agreement" in tutorial.problem(
+        tutorial.Step(step.slug, step.title, step.network, step.fixed, (), step.text), report)
