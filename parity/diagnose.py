@@ -277,10 +277,11 @@ def modified_optimizers(pair: UserPair, optimizers, keys: list[str], keras_rule_
         elif key in ("clipnorm", "clipvalue", "global_clipnorm"):
             keras_changes[key] = None
     with gradients.keras_dtype(pair.dtype):
-        keras_optimizer = type(keras_optimizer).from_config(config | keras_changes)
-        if "float64 betas" in keys:
-            keras_optimizer.beta_1 = gradients.np.float64(keras_optimizer.beta_1)
-            keras_optimizer.beta_2 = gradients.np.float64(keras_optimizer.beta_2)
+        given = keras_optimizer
+        keras_optimizer = type(given).from_config(config | keras_changes)
+        for beta in ("beta_1", "beta_2"):  # from_config makes Python floats of the numpy ones the factory gave
+            if "float64 betas" in keys or isinstance(getattr(given, beta, None), gradients.np.floating):
+                setattr(keras_optimizer, beta, gradients.np.float64(getattr(keras_optimizer, beta)))
         keras_optimizer.build(pair.keras_model.trainable_variables)
     return torch_optimizer, keras_optimizer
 

@@ -437,6 +437,25 @@ def test_41_transposed_conv_padding_ported_as_valid_without_a_crop():
     assert report.first.torch_shape == (8, 4, 8, 8) and report.first.keras_shape == (8, 10, 10, 4)
 
 
+def test_42_keras_batch_norm_left_at_its_default_momentum():
+    default_momentum = lambda: layers.BatchNormalization(epsilon=1e-5)  # noqa: E731 - momentum 0.99
+    report = compare(TorchBlock, keras_block(bn=default_momentum), (2, 8, 8))
+    assert_diagnosed(report, "bn", 42)
+
+
+def test_17_adam_beta_2_that_differs():
+    def torch_adam(params):
+        return KerasRuleAdam(params, lr=2e-4, betas=(0.5, 0.999), epsilon=1e-7)
+
+    def keras_adam():  # the WGAN-GP recipe's beta_2 on one side only
+        return keras.optimizers.Adam(2e-4, beta_1=np.float64(0.5), beta_2=np.float64(0.9), epsilon=1e-7)
+
+    report = compare(TorchDCGAN, keras_dcgan, (4, 1, 1), loss="mse", optimizers=(torch_adam, keras_adam))
+    assert report.first.section == "step" and ("beta_2", 0.999, 0.9) in report.optimizer_settings
+    [finding] = report.findings
+    assert finding.fixed and 17 in finding.pitfalls, report.text()
+
+
 def test_16_torch_adam_against_keras_adam_diverge_in_the_step():
     def torch_adam(params):
         return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
