@@ -39,9 +39,9 @@ parity: $(STAMP)
 	$(BIN)/gan-parity check dcgan wgan_gp cgan --dtype float64 float32
 
 # The side-by-side reading pages: docs/index.html, docs/<model>.html (with the model's parity table, measured while
-# building, in both precisions) and docs/pitfalls.html.
+# building, in both precisions), docs/pitfalls.html and docs/compare.html (checking one's own port).
 docs: $(STAMP)
-	$(BIN)/gan-parity sidebyside dcgan wgan_gp cgan --out docs
+	$(BIN)/gan-parity sidebyside dcgan wgan_gp cgan --tutorial --out docs
 
 clean:
 	rm -rf $(DEMO) docs/*.html .pytest_cache .ruff_cache

@@ -6,7 +6,8 @@
   convert CHECKPOINT   a checkpoint of one backend as a checkpoint of the other (parity/checkpoint.py)
   sidebyside MODEL  the torch and Keras sources of a model as one HTML page (parity/sidebyside.py)
   drift MODEL       how far the two backends' weights part over a long run from one start (parity/drift.py)
-Each of the last four lives in its own module, which adds its parser with `register(commands)`.
+  compare T K       check your own port: where a torch and a Keras network diverge, and why (parity/compare.py)
+Each of the last five lives in its own module, which adds its parser with `register(commands)`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from parity import checks
 from specs.cli import positive_int
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
 
-SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift")
+SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift", "parity.compare")
 
 
 def check_variants(model: str, presets: list[str], orders: list[str]):

@@ -9,11 +9,17 @@ torch -> Keras -> torch round trip returns identical bytes.
 |--------------------------------|-------------------------------|--------------------------------------------|
 | Conv2d weight (out, in, h, w)  | Conv2D kernel (h, w, in, out) | transpose (2, 3, 1, 0)                     |
 | ConvTranspose2d (in, out, h, w)| Conv2DTranspose (h, w, out, in)| transpose (2, 3, 1, 0), no spatial flip   |
+| Conv1d, ConvTranspose1d        | Conv1D, Conv1DTranspose       | transpose (2, 1, 0)                        |
 | Linear weight (out, in)        | Dense kernel (in, out)        | transpose; rows after Flatten and columns  |
 |                                |                               | before Reshape permuted (C,H,W) -> (H,W,C) |
-| BatchNorm weight, bias,        | gamma, beta,                  | as is                                      |
-| running_mean, running_var      | moving_mean, moving_variance  |                                            |
+| BatchNorm1d/2d weight, bias,   | gamma, beta,                  | as is (permuted like the Dense columns     |
+| running_mean, running_var      | moving_mean, moving_variance  | between a Dense and a Reshape)             |
 | num_batches_tracked            | (none: Keras keeps no count)  | not ported                                 |
+| LayerNorm weight, bias         | LayerNormalization gamma, beta| (C, H, W) -> (H, W, C); vectors as is      |
+| Embedding weight               | Embedding embeddings          | as is                                      |
+
+`weight_table` pairs the layers of two sequential networks by name; `pair_table` takes pairs chosen by the caller
+(`gan-parity compare` pairs a user's layers by name, or by order and kind) with the same strictness.
 """
 
 from __future__ import annotations
@@ -57,10 +63,30 @@ def _identity() -> tuple[Callable, Callable]:
     return (lambda array: np.array(array)), (lambda array: np.array(array))
 
 
-def chw_to_hwc_order(shape_hwc: tuple[int, int, int]) -> np.ndarray:
-    """perm[k] = the torch (C, H, W)-flat index of the Keras (H, W, C)-flat index k."""
-    height, width, channels = shape_hwc
-    return np.arange(channels * height * width).reshape(channels, height, width).transpose(1, 2, 0).reshape(-1)
+def chw_to_hwc_order(shape_hwc: tuple[int, ...]) -> np.ndarray:
+    """perm[k] = the torch (C, H, W)-flat index of the Keras (H, W, C)-flat index k; for a 1d signal (L, C), the
+    (C, L)-flat index."""
+    *spatial, channels = shape_hwc
+    axes = (*range(1, len(shape_hwc)), 0)
+    return np.arange(int(np.prod(shape_hwc))).reshape(channels, *spatial).transpose(axes).reshape(-1)
+
+
+def _reordered(order: np.ndarray | None) -> tuple[Callable, Callable]:
+    """Per-feature vectors (BatchNorm over the features of a Dense) in the Keras feature order."""
+    if order is None:
+        return _identity()
+    inverse = np.argsort(order)
+    return (lambda array: np.array(array[order])), (lambda array: np.array(array[inverse]))
+
+
+def _channels_last() -> tuple[Callable, Callable]:
+    """LayerNorm's weight over (C, H, W) or (C, L) -> (H, W, C) or (L, C); over features as is."""
+
+    def axes(rank: int) -> tuple[int, ...]:
+        return (*range(1, rank), 0) if rank > 1 else (0,)
+
+    return (lambda array: np.ascontiguousarray(array.transpose(axes(array.ndim)))), (
+        lambda array: np.ascontiguousarray(array.transpose(np.argsort(axes(array.ndim)))))
 
 
 def _dense_maps(in_order: np.ndarray | None, out_order: np.ndarray | None):
@@ -99,19 +125,31 @@ def _neighbour_orders(model: keras.Sequential, index: int):
     return in_order, out_order
 
 
-def _layer_pairs(module: nn.Module, model: keras.Sequential, index: int, layer) -> list[tuple[str, str, tuple]]:
-    """(torch tensor name, Keras attribute, (to_keras, to_torch)) for one pair of layers of matching kind."""
-    if isinstance(module, nn.Conv2d) and type(layer) is layers.Conv2D:
-        return [("weight", "kernel", _transpose((2, 3, 1, 0))), ("bias", "bias", _identity())]
-    if isinstance(module, nn.ConvTranspose2d) and type(layer) is layers.Conv2DTranspose:
-        return [("weight", "kernel", _transpose((2, 3, 1, 0))), ("bias", "bias", _identity())]
+WEIGHTED_TORCH = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear,
+                  nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.Embedding)  # the layers with tensors it ports
+
+
+def _layer_pairs(module: nn.Module, layer, in_order: np.ndarray | None = None,
+                 out_order: np.ndarray | None = None) -> list[tuple[str, str, tuple]]:
+    """(torch tensor name, Keras attribute, (to_keras, to_torch)) for one pair of layers of matching kind; a Dense
+    reads its rows in `in_order` (after a Flatten) and its columns in `out_order` (before a Reshape), a BatchNorm
+    over features its channels in `out_order`."""
+    conv = (nn.Conv2d, layers.Conv2D, (2, 3, 1, 0)), (nn.ConvTranspose2d, layers.Conv2DTranspose, (2, 3, 1, 0)), \
+        (nn.Conv1d, layers.Conv1D, (2, 1, 0)), (nn.ConvTranspose1d, layers.Conv1DTranspose, (2, 1, 0))
+    for torch_kind, keras_kind, axes in conv:
+        if type(module) is torch_kind and type(layer) is keras_kind:
+            return [("weight", "kernel", _transpose(axes)), ("bias", "bias", _identity())]
     if isinstance(module, nn.Linear) and type(layer) is layers.Dense:
-        kernel_maps, bias_maps = _dense_maps(*_neighbour_orders(model, index))
+        kernel_maps, bias_maps = _dense_maps(in_order, out_order)
         return [("weight", "kernel", kernel_maps), ("bias", "bias", bias_maps)]
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and type(layer) is layers.BatchNormalization:
         names = [("weight", "gamma"), ("bias", "beta")]
         names += [("running_mean", "moving_mean"), ("running_var", "moving_variance")]
-        return [(torch_name, keras_name, _identity()) for torch_name, keras_name in names]
+        return [(torch_name, keras_name, _reordered(out_order)) for torch_name, keras_name in names]
+    if isinstance(module, nn.LayerNorm) and type(layer) is layers.LayerNormalization:
+        return [("weight", "gamma", _channels_last()), ("bias", "beta", _channels_last())]
+    if isinstance(module, nn.Embedding) and type(layer) is layers.Embedding:
+        return [("weight", "embeddings", _identity())]
     raise ConversionError(f"layer {layer.name!r}: torch {type(module).__name__} has no Keras counterpart "
                           f"{type(layer).__name__} in this table")
 
@@ -130,45 +168,90 @@ def weight_table(module: nn.Sequential, model: keras.Sequential, prefix: str = "
     ports: list[Port] = []
     reported: set[int] = set()  # Keras variables that a recorded problem already names
     for name, child in module.named_children():
-        tensors = dict(child.named_parameters(recurse=False)) | dict(child.named_buffers(recurse=False))
-        tensors = {key: value for key, value in tensors.items() if key not in TORCH_ONLY}
         if name not in keras_index:
-            if tensors:
+            if _tensors(child):
                 fail(f"torch layer {prefix}{name!r} has no Keras layer of that name")
             continue
         layer = model.layers[keras_index[name]]
-        if not tensors and not layer.weights:
+        orders = _neighbour_orders(model, keras_index[name]) if type(layer) is layers.Dense else (None, None)
+        ports += _layer_ports(f"{prefix}{name}", child, layer, orders, fail, reported)
+    _unmapped_keras(model, ports, reported, fail)
+    return ports
+
+
+def pair_table(pairs: list[tuple[str, nn.Module, keras.layers.Layer, tuple]], module: nn.Module, model: keras.Model,
+               problems: list[str] | None = None) -> list[Port]:
+    """The weight table of layers paired by the caller: (torch name, torch module, Keras layer, (in_order,
+    out_order)) each. As strict as `weight_table`: every tensor of `module` and every variable of `model` is mapped
+    exactly once, shapes asserted; raises ConversionError, or records each problem in `problems`."""
+
+    def fail(message: str) -> None:
+        if problems is None:
+            raise ConversionError(message)
+        problems.append(message)
+
+    ports: list[Port] = []
+    reported: set[int] = set()
+    for name, child, layer, orders in pairs:
+        ports += _layer_ports(name, child, layer, orders, fail, reported)
+    for side, key in (("torch tensor", lambda port: id(port.torch_tensor)),
+                      ("Keras variable", lambda port: id(port.keras_variable))):
+        twice = sorted({port.name for port in ports if [key(other) for other in ports].count(key(port)) > 1})
+        if twice:
+            fail(f"a {side} would be copied twice (one layer paired with two): {twice}")
+    accounted = {id(tensor) for _, child, _, _ in pairs for tensor in _tensors(child).values()}
+    unmapped = [name for name, tensor in [*module.named_parameters(), *module.named_buffers()]
+                if name.rsplit(".", 1)[-1] not in TORCH_ONLY and id(tensor) not in accounted]
+    if unmapped:
+        fail(f"torch tensors with no Keras counterpart: {unmapped}")
+    _unmapped_keras(model, ports, reported, fail)
+    return ports
+
+
+def _tensors(child: nn.Module) -> dict[str, torch.Tensor]:
+    tensors = dict(child.named_parameters(recurse=False)) | dict(child.named_buffers(recurse=False))
+    return {key: value for key, value in tensors.items() if key not in TORCH_ONLY}
+
+
+def _layer_ports(name: str, child: nn.Module, layer, orders: tuple, fail: Callable, reported: set) -> list[Port]:
+    """The ports of one pair of layers; each mismatch goes to `fail`, its Keras variables into `reported`."""
+    tensors = _tensors(child)
+    if not tensors and not layer.weights:
+        return []
+    try:
+        pairs = _layer_pairs(child, layer, *orders)
+    except ConversionError as error:
+        fail(str(error))
+        reported.update(id(variable) for variable in layer.weights)
+        return []
+    ports = []
+    for torch_name, keras_name, (to_keras, to_torch) in pairs:
+        tensor, variable = tensors.pop(torch_name, None), getattr(layer, keras_name, None)
+        if (tensor is None) != (variable is None):
+            fail(f"{name}.{torch_name}: present in only one framework "
+                 f"(torch {tensor is not None}, Keras {variable is not None})")
+            reported.add(id(variable))
             continue
-        try:
-            pairs = _layer_pairs(child, model, keras_index[name], layer)
-        except ConversionError as error:
-            fail(str(error))
-            reported.update(id(variable) for variable in layer.weights)
+        if tensor is None:
             continue
-        for torch_name, keras_name, (to_keras, to_torch) in pairs:
-            tensor, variable = tensors.pop(torch_name, None), getattr(layer, keras_name, None)
-            if (tensor is None) != (variable is None):
-                fail(f"{prefix}{name}.{torch_name}: present in only one framework "
-                     f"(torch {tensor is not None}, Keras {variable is not None})")
-                reported.add(id(variable))
-                continue
-            if tensor is None:
-                continue
-            expected = to_keras(np.zeros(tuple(tensor.shape)))
-            if expected.shape != tuple(variable.shape):
-                fail(f"{prefix}{name}.{torch_name}: torch {tuple(tensor.shape)} maps to "
-                     f"{expected.shape}, Keras {variable.path} is {tuple(variable.shape)}")
-                reported.add(id(variable))
-                continue
-            trainable = isinstance(tensor, nn.Parameter)
-            ports.append(Port(f"{prefix}{name}.{torch_name}", tensor, variable, to_keras, to_torch, trainable))
-        if tensors:
-            fail(f"{prefix}{name}: torch tensors {sorted(tensors)} have no Keras counterpart")
+        expected = to_keras(np.zeros(tuple(tensor.shape)))
+        if expected.shape != tuple(variable.shape):
+            fail(f"{name}.{torch_name}: torch {tuple(tensor.shape)} maps to "
+                 f"{expected.shape}, Keras {variable.path} is {tuple(variable.shape)}")
+            reported.add(id(variable))
+            continue
+        trainable = isinstance(tensor, nn.Parameter)
+        ports.append(Port(f"{name}.{torch_name}", tensor, variable, to_keras, to_torch, trainable))
+    if tensors:
+        fail(f"{name}: torch tensors {sorted(tensors)} have no Keras counterpart")
+    return ports
+
+
+def _unmapped_keras(model, ports: list[Port], reported: set, fail: Callable) -> None:
     mapped = {id(port.keras_variable) for port in ports} | reported
     unmapped = [variable.path for variable in model.weights if id(variable) not in mapped]
     if unmapped:
         fail(f"Keras variables with no torch counterpart: {unmapped}")
-    return ports
 
 
 def trainer_table(torch_trainer: nn.Module, keras_trainer: keras.Model, networks: tuple[str, ...],

@@ -330,6 +330,41 @@ CATALOGUE: tuple[Pitfall, ...] = (
         "layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon)",
         bugs.on_model("dcgan", "settings", patch=bugs.keras_batch_norm_without_center),
     ),
+    # Entries 40 on: porting traps of published GAN code, found with `gan-parity compare` (parity/compare.py).
+    Pitfall(
+        40, "bn-positional-epsilon", "BatchNorm2d(C, 0.8): the second positional argument is eps, not momentum", (),
+        "forward",
+        "PyTorch-GAN's gan.py and dcgan.py write nn.BatchNorm1d(n, 0.8) and nn.BatchNorm2d(128, 0.8), a Keras "
+        "momentum of 0.8 in mind; torch's second positional parameter is eps, so every activation is divided by "
+        "sqrt(var + 0.8) and the momentum stays 0.1. A port that reads it as momentum=0.8 builds another network. "
+        "Probe: conv and BatchNorm on 4x4, inference mode.",
+        "nn.BatchNorm2d(channels, 0.8)  # eps=0.8", "nn.BatchNorm2d(channels, momentum=1 - 0.8)",
+        "layers.BatchNormalization(momentum=0.8)  # the port of BatchNorm2d(c, 0.8)",
+        "layers.BatchNormalization(momentum=0.9, epsilon=0.8)  # what torch's line computes",
+        bugs.positional_epsilon_probe,
+    ),
+    Pitfall(
+        41, "transposed-padding-uncropped", 'torch ConvTranspose2d(padding=p) ported as a "valid" Conv2DTranspose',
+        (), "forward",
+        "torch's padding on a transposed conv crops p rows and columns from each border of the full output. Keras's "
+        'Conv2DTranspose has only "valid" (the full output) and "same"; k4 s2 p1 happens to equal "same", any '
+        'other padding is "valid" and a Cropping2D(p). Left "valid", each layer grows the image by 2p (8x8 becomes '
+        "10x10). Probe: k4 s2 p1 transposed conv from 4x4.",
+        "", "nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)",
+        "layers.Conv2DTranspose(c_out, 4, strides=2)  # padding=1 left out",
+        'layers.Conv2DTranspose(c_out, 4, strides=2), layers.Cropping2D(1)  # or padding="same" for k4 s2 p1',
+        bugs.uncropped_transposed_probe,
+    ),
+    Pitfall(
+        42, "bn-momentum-default", "Keras BatchNormalization() left at its default momentum 0.99", ALL, "trajectory",
+        "torch's BatchNorm2d defaults to momentum 0.1, which is Keras's 0.9; Keras's BatchNormalization() defaults "
+        "to 0.99, as tf.layers.batch_normalization did. A port that writes BatchNormalization() for BatchNorm2d(c) "
+        "trains the same weights and keeps running statistics that move ten times slower: the outputs agree in "
+        "training mode and part at inference.",
+        "", "nn.BatchNorm2d(channels)  # momentum=0.1: Keras's 0.9",
+        "layers.BatchNormalization()  # momentum=0.99", "layers.BatchNormalization(momentum=0.9)",
+        bugs.on_model("dcgan", "trajectory", bugs.keras_default_bn_momentum),
+    ),
 )
 
 # ------------------------------------------------------------------------------------------------ Command

@@ -311,3 +311,38 @@ def labels_by_listing_order(spec, raw):
 
 def labels_measure(bugged: bool) -> CheckResult:
     return check_labels_follow_image_id(labels_by_listing_order if bugged else None)
+
+
+# ------------------------------------------------------------------------- Probe networks of ported GANs' layers
+
+
+def keras_side_probe(torch_layers: list, keras_stack: Callable[[bool], list],
+                     input_chw: tuple[int, int, int]) -> Callable[[bool], CheckResult]:
+    """`probe` with the bug on the Keras side: `keras_stack(bugged)` builds the Keras layers."""
+
+    def measure(bugged: bool) -> CheckResult:
+        return probe(lambda _: torch_layers(), lambda: keras_stack(bugged), input_chw)(bugged)
+
+    return measure
+
+
+positional_epsilon_probe = probe(  # PyTorch-GAN's dcgan.py: nn.BatchNorm2d(128, 0.8), read as Keras's momentum 0.8
+    lambda bugged: [("conv", nn.Conv2d(2, 3, 3, padding=1)),
+                    ("bn", (nn.BatchNorm2d(3, 0.8) if bugged else nn.BatchNorm2d(3, eps=1e-3, momentum=0.2)).eval())],
+    lambda: [layers.Conv2D(3, 3, padding="same", name="conv"),
+             layers.BatchNormalization(momentum=0.8, epsilon=1e-3, name="bn")],
+    (2, 4, 4),
+)
+uncropped_transposed_probe = keras_side_probe(  # torch padding=1 ported as "valid" without Cropping2D(1)
+    lambda: [("conv", nn.ConvTranspose2d(2, 3, 4, stride=2, padding=1))],
+    lambda bugged: [layers.Conv2DTranspose(3, 4, strides=2, name="conv")]
+    + ([] if bugged else [layers.Cropping2D(1, name="crop")]),
+    (2, 4, 4),
+)
+
+
+def keras_default_bn_momentum(h):
+    """Every Keras BatchNormalization left at its default momentum 0.99 (torch's 0.1 is Keras's 0.9)."""
+    for network in ("generator", "discriminator"):
+        for layer in keras_layers(h, network, layers.BatchNormalization):
+            layer.momentum = 0.99

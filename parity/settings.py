@@ -15,6 +15,8 @@ BatchNorm without centre. This check reads the built objects themselves and desc
 | dropout              | rate, noise shape                                                                          |
 | activations          | kind (relu, leaky_relu, tanh, sigmoid, ...) and the negative slope                         |
 | flatten, reshape     | the target shape, in torch's (C, H, W) order                                               |
+| embedding            | input and output dimension (gan-parity compare: label embeddings)                          |
+| pooling, upsampling  | window, strides, padding (as a conv's); scale and interpolation                            |
 | optimiser            | class, learning rate, betas, epsilon and where it enters (torch's or Keras's rule), L2 and |
 |                      | decoupled weight decay, clipnorm, clipvalue, global clipnorm, amsgrad, maximize, EMA, the  |
 |                      | number of tensors it updates                                                               |
@@ -75,37 +77,48 @@ def keras_activation(function) -> dict:
     return {"kind": name}
 
 
-def torch_padding(module: nn.Conv2d) -> tuple:
-    """(top, bottom, left, right) zeros that a torch conv pads its input with."""
+def torch_padding(module: nn.Conv1d | nn.Conv2d) -> tuple:
+    """(top, bottom, left, right) zeros that a torch conv pads its input with; (left, right) for a Conv1d."""
     if module.padding == "valid":
-        return (0, 0, 0, 0)
+        return (0,) * 2 * len(module.kernel_size)
     if module.padding == "same":  # stride 1 only; torch puts the odd pixel at the end
         totals = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation)]
-        return (totals[0] // 2, totals[0] - totals[0] // 2, totals[1] // 2, totals[1] - totals[1] // 2)
-    (height, width) = module.padding
-    return (height, height, width, width)
+        return tuple(side for total in totals for side in (total // 2, total - total // 2))
+    return tuple(side for pad in module.padding for side in (pad, pad))
 
 
-def keras_padding(layer: layers.Conv2D) -> tuple | str:
-    """(top, bottom, left, right) zeros that a Keras conv pads its input with: TensorFlow's "same" puts the odd
-    pixel at the bottom and right, and depends on the input size."""
+def _input_sizes(layer: keras.layers.Layer, input_shape: tuple | None) -> tuple | None:
+    """The spatial sizes of a channels-last input: from `input_shape` (batch first) or the layer's symbolic input."""
+    if input_shape is None:
+        try:
+            input_shape = tuple(layer.input.shape)
+        except (AttributeError, ValueError):  # a subclassed model's layer has no symbolic input
+            return None
+    return tuple(input_shape[1:-1])
+
+
+def keras_padding(layer: layers.Conv2D, input_shape: tuple | None = None, window: tuple | None = None) -> tuple | str:
+    """(top, bottom, left, right) zeros that a Keras conv (or pooling, with its `window`) pads its input with:
+    TensorFlow's "same" puts the odd pixel at the bottom and right, and depends on the input size."""
+    window = window or layer.kernel_size
     if layer.padding == "valid":
-        return (0, 0, 0, 0)
-    try:
-        sizes = tuple(layer.input.shape[1:3])
-    except (AttributeError, ValueError):
+        return (0,) * 2 * len(window)
+    if layer.padding == "causal":  # Conv1D: everything before
+        return ((window[0] - 1) * layer.dilation_rate[0], 0)
+    sizes = _input_sizes(layer, input_shape)
+    if sizes is None:
         return "same (input size unknown)"
     padding = []
-    for size, kernel, stride, dilation in zip(sizes, layer.kernel_size, layer.strides, layer.dilation_rate):
+    dilations = getattr(layer, "dilation_rate", (1,) * len(window))
+    for size, kernel, stride, dilation in zip(sizes, window, layer.strides, dilations):
         total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
         padding += [total // 2, total - total // 2]
     return tuple(padding)
 
 
-def torch_crop(module: nn.ConvTranspose2d) -> tuple:
+def torch_crop(module: nn.ConvTranspose1d | nn.ConvTranspose2d) -> tuple:
     """(top, bottom, left, right) rows and columns that a torch transposed conv removes from its full output."""
-    (pad_h, pad_w), (extra_h, extra_w) = module.padding, module.output_padding
-    return (pad_h, pad_h - extra_h, pad_w, pad_w - extra_w)
+    return tuple(side for pad, extra in zip(module.padding, module.output_padding) for side in (pad, pad - extra))
 
 
 def keras_crop(layer: layers.Conv2DTranspose) -> tuple:
@@ -131,11 +144,11 @@ def describe_torch(module: nn.Module) -> dict:
     activation = torch_activation(module)
     if activation is not None:
         return activation
-    if isinstance(module, nn.Conv2d):
+    if isinstance(module, nn.Conv1d | nn.Conv2d):
         return {"kind": "conv", "filters": module.out_channels, "kernel": module.kernel_size, "strides": module.stride,
                 "dilation": module.dilation, "groups": module.groups, "padding": torch_padding(module),
                 "padding_mode": module.padding_mode, "bias": module.bias is not None, "activation": "linear"}
-    if isinstance(module, nn.ConvTranspose2d):
+    if isinstance(module, nn.ConvTranspose1d | nn.ConvTranspose2d):
         return {"kind": "conv_transpose", "filters": module.out_channels, "kernel": module.kernel_size,
                 "strides": module.stride, "dilation": module.dilation, "groups": module.groups,
                 "crop": torch_crop(module), "bias": module.bias is not None, "activation": "linear"}
@@ -157,11 +170,12 @@ def describe_torch(module: nn.Module) -> dict:
     if isinstance(module, nn.ZeroPad2d):
         left, right, top, bottom = module.padding
         return {"kind": "zero_padding", "padding": (top, bottom, left, right)}
-    return {"kind": f"torch {type(module).__name__}"}
+    return describe_torch_more(module)
 
 
-def describe_keras(layer: keras.layers.Layer) -> dict:
-    """A Keras layer's settings in the shared vocabulary; {"kind": "keras <class>"} for a kind this table lacks."""
+def describe_keras(layer: keras.layers.Layer, input_shape: tuple | None = None) -> dict:
+    """A Keras layer's settings in the shared vocabulary; {"kind": "keras <class>"} for a kind this table lacks.
+    `input_shape` (batch first) stands in for the symbolic input a subclassed model's layers lack."""
     if isinstance(layer, layers.LeakyReLU):
         return {"kind": "leaky_relu", "negative_slope": layer.negative_slope}
     if isinstance(layer, layers.ReLU):
@@ -172,12 +186,12 @@ def describe_keras(layer: keras.layers.Layer) -> dict:
         return {"kind": "relu"}
     if isinstance(layer, layers.Activation):
         return keras_activation(layer.activation)
-    if type(layer) is layers.Conv2D:
+    if type(layer) in (layers.Conv1D, layers.Conv2D):
         return {"kind": "conv", "filters": layer.filters, "kernel": layer.kernel_size, "strides": layer.strides,
-                "dilation": layer.dilation_rate, "groups": layer.groups, "padding": keras_padding(layer),
+                "dilation": layer.dilation_rate, "groups": layer.groups, "padding": keras_padding(layer, input_shape),
                 "padding_mode": "zeros", "bias": layer.use_bias,
                 "activation": keras_activation(layer.activation)["kind"]}
-    if type(layer) is layers.Conv2DTranspose:
+    if type(layer) in (layers.Conv1DTranspose, layers.Conv2DTranspose):
         return {"kind": "conv_transpose", "filters": layer.filters, "kernel": layer.kernel_size,
                 "strides": layer.strides, "dilation": layer.dilation_rate, "groups": 1, "crop": keras_crop(layer),
                 "bias": layer.use_bias, "activation": keras_activation(layer.activation)["kind"]}
@@ -185,7 +199,8 @@ def describe_keras(layer: keras.layers.Layer) -> dict:
         return {"kind": "dense", "units": layer.units, "bias": layer.use_bias,
                 "activation": keras_activation(layer.activation)["kind"]}
     if isinstance(layer, layers.BatchNormalization):
-        axis = "channels" if layer.axis in (-1, len(layer.input.shape) - 1) else f"axis {layer.axis}"
+        rank = len(input_shape) if input_shape is not None else len(layer.input.shape)
+        axis = "channels" if layer.axis in (-1, rank - 1) else f"axis {layer.axis}"
         return {"kind": "batch_norm", "momentum": layer.momentum, "epsilon": layer.epsilon, "center": layer.center,
                 "scale": layer.scale, "axis": axis, "moving_statistics": True}
     if isinstance(layer, layers.LayerNormalization):
@@ -207,6 +222,73 @@ def describe_keras(layer: keras.layers.Layer) -> dict:
     if isinstance(layer, layers.Cropping2D):
         (top, bottom), (left, right) = layer.cropping
         return {"kind": "cropping", "crop": (top, bottom, left, right)}
+    return describe_keras_more(layer, input_shape)
+
+
+# The layers a ported GAN uses beyond the three models': 1d padding and cropping, label embeddings, pooling,
+# upsampling. Pooling windows are (top, bottom, left, right) padded like convolutions; torch pads symmetrically.
+
+
+def _sides(value, rank: int) -> tuple:
+    """An int, a per-dimension tuple or ((before, after), ...) as (before, after, before, after, ...)."""
+    value = (value,) * rank if isinstance(value, int) else tuple(value)
+    return tuple(side for item in value for side in (item if isinstance(item, tuple | list) else (item, item)))
+
+
+def _per_dim(value, rank: int) -> tuple:
+    return tuple(value) if isinstance(value, tuple | list) else (value,) * rank
+
+
+def _one_if_equal(value):
+    """(2, 2) as 2: torch's Upsample holds one scale for every dimension, Keras's UpSampling2D a pair."""
+    value = tuple(value) if isinstance(value, tuple | list) else (value,)
+    return value[0] if len(set(value)) == 1 else value
+
+
+TORCH_POOLS = {nn.MaxPool1d: ("max_pool", 1), nn.MaxPool2d: ("max_pool", 2), nn.AvgPool1d: ("avg_pool", 1),
+               nn.AvgPool2d: ("avg_pool", 2)}
+KERAS_POOLS = {layers.MaxPooling1D: "max_pool", layers.MaxPooling2D: "max_pool", layers.AveragePooling1D: "avg_pool",
+               layers.AveragePooling2D: "avg_pool"}
+
+
+def describe_torch_more(module: nn.Module) -> dict:
+    if isinstance(module, nn.ZeroPad1d):
+        return {"kind": "zero_padding", "padding": tuple(module.padding)}
+    if isinstance(module, nn.Embedding):
+        return {"kind": "embedding", "input_dim": module.num_embeddings, "output_dim": module.embedding_dim,
+                "max_norm": module.max_norm}
+    if type(module) in TORCH_POOLS:
+        kind, rank = TORCH_POOLS[type(module)]
+        fields = {"kind": kind, "pool": _per_dim(module.kernel_size, rank), "strides": _per_dim(module.stride, rank),
+                  "padding": _sides(module.padding, rank)}
+        if kind == "avg_pool" and any(fields["padding"]):
+            fields["count_padding"] = module.count_include_pad
+        return fields
+    if isinstance(module, nn.AdaptiveAvgPool2d) and _per_dim(module.output_size, 2) == (1, 1):
+        return {"kind": "global_avg_pool"}
+    if isinstance(module, nn.Upsample):
+        return {"kind": "upsampling", "size": _one_if_equal(module.scale_factor), "interpolation": module.mode}
+    return {"kind": f"torch {type(module).__name__}"}
+
+
+def describe_keras_more(layer: keras.layers.Layer, input_shape: tuple | None) -> dict:
+    if isinstance(layer, layers.ZeroPadding1D):
+        return {"kind": "zero_padding", "padding": tuple(layer.padding)}
+    if isinstance(layer, layers.Cropping1D):
+        return {"kind": "cropping", "crop": tuple(layer.cropping)}
+    if type(layer) is layers.Embedding:
+        return {"kind": "embedding", "input_dim": layer.input_dim, "output_dim": layer.output_dim, "max_norm": None}
+    if type(layer) in KERAS_POOLS:
+        fields = {"kind": KERAS_POOLS[type(layer)], "pool": tuple(layer.pool_size), "strides": tuple(layer.strides),
+                  "padding": keras_padding(layer, input_shape, tuple(layer.pool_size))}
+        if fields["kind"] == "avg_pool" and any(fields["padding"]):
+            fields["count_padding"] = False  # Keras averages over the input pixels only
+        return fields
+    if type(layer) is layers.GlobalAveragePooling2D:
+        return {"kind": "global_avg_pool"}
+    if isinstance(layer, layers.UpSampling1D | layers.UpSampling2D):
+        interpolation = getattr(layer, "interpolation", "nearest")
+        return {"kind": "upsampling", "size": _one_if_equal(layer.size), "interpolation": interpolation}
     return {"kind": f"keras {type(layer).__name__}"}
 
 

@@ -5,8 +5,9 @@ header (docstring and imports) is the Overview. The page puts the torch file on 
 right, one row per section, so section k of both files starts at the same height. The two files of a model must
 have the same sections in the same order: a section in one file only raises `SectionMismatch`.
 Below the code: the parity table of the model, measured while the page is built (parity/checks.py), and links to
-the pitfalls that concern it. Beside the model pages go `pitfalls.html` (the whole catalogue of parity/pitfalls.py)
-and `index.html`. Pages are self-contained (one embedded stylesheet, no scripts), so they open from file://.
+the pitfalls that concern it. Beside the model pages go `pitfalls.html` (the whole catalogue of parity/pitfalls.py),
+with --tutorial `compare.html` (checking one's own port with `gan-parity compare`, parity/tutorial.py), and
+`index.html`. Pages are self-contained (one embedded stylesheet, no scripts), so they open from file://.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ nav, .note { margin: .5rem 0; } h1 { margin: 1rem 0 .25rem; } h2 { margin: 1.5re
 table { border-collapse: collapse; font-size: 13px; } td, th { border: 1px solid #d0d7de; padding: .2rem .5rem; }
 td.number { text-align: right; font-family: monospace; } .fail { color: #cf222e; font-weight: 600; }
 .pitfall-code pre { margin: 0; padding: .2rem .4rem; white-space: pre-wrap; }
+pre.command, pre.output { border: 1px solid #d0d7de; border-radius: 6px; background: #f6f8fa; padding: .5rem .6rem;
+  overflow-x: auto; font-size: 12px; line-height: 1.35; }
+mark.first { background: #fff3b0; } mark.verdict { background: #e6f0ff; }
 """
 
 
@@ -219,7 +223,9 @@ def index_page(out: Path) -> str:
     return page("gan-parity: the implementations side by side",
                 "<h1>gan-parity: PyTorch and Keras 3 side by side</h1>"
                 f"<ul>{''.join(items)}</ul><p><a href=\"pitfalls.html\">Porting pitfalls</a>, each with the check "
-                "that catches it.</p>")
+                "that catches it.</p>" + ('<p><a href="compare.html">Check your own port</a>: pytorch/examples\' '
+                                          "DCGAN ported to Keras with three mistakes, and how gan-parity compare "
+                                          "points at each.</p>") * (out / "compare.html").exists())
 
 
 # ------------------------------------------------------------------------------------------------ Command line
@@ -249,6 +255,15 @@ def run(args: argparse.Namespace) -> int:
         (out / f"{model}.html").write_text(model_page(model, rows, check_command(model, args), seconds))
         print(f"wrote {out / f'{model}.html'}")
     (out / "pitfalls.html").write_text(pitfalls_page())
+    if args.tutorial:
+        from parity import tutorial
+
+        start = time.perf_counter()
+        problems = tutorial.write(out)
+        print(f"wrote {out / tutorial.PAGE} ({time.perf_counter() - start:.0f} s)")
+        for message in problems:
+            print(f"gan-parity sidebyside: the tutorial does not show what it explains: {message}", file=sys.stderr)
+        failed += len(problems)
     (out / "index.html").write_text(index_page(out))
     print(f"wrote {out / 'pitfalls.html'} and {out / 'index.html'}")
     if failed:
@@ -267,4 +282,6 @@ def register(commands) -> None:
     parser.add_argument("--check", nargs="+", choices=checks.CHECKS, default=None, help="default: all that apply")
     parser.add_argument("--batch-size", type=int, default=8, help="batch of the checks (default 8)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tutorial", action="store_true", help="also write compare.html: pytorch/examples' DCGAN "
+                        "ported to Keras with three mistakes, and gan-parity compare's output on each")
     parser.set_defaults(func=run)

@@ -10,7 +10,8 @@ CHECK_NAMES = set(checks.CHECKS) | {"labels_follow_image_id"}
 
 
 def test_the_catalogue_is_complete_and_well_formed():
-    assert [p.number for p in pitfalls.CATALOGUE] == list(range(1, 29))
+    numbers = [p.number for p in pitfalls.CATALOGUE]
+    assert numbers[:28] == list(range(1, 29)) and numbers == sorted(set(numbers))  # 40 on: ported GANs' traps
     assert len({p.slug for p in pitfalls.CATALOGUE}) == len(pitfalls.CATALOGUE)
     for pitfall in pitfalls.CATALOGUE:
         assert pitfall.check in CHECK_NAMES, pitfall

@@ -180,3 +180,67 @@ def test_the_index_links_every_page_it_lists(page, docs):
     hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
     assert f"{MODEL}.html" in hrefs and "pitfalls.html" in hrefs
     assert all((docs / href).exists() for href in hrefs)
+
+
+# ------------------------------------------------------------------------------------------- The compare tutorial
+
+
+@pytest.fixture(scope="module")
+def tutorial_docs(tmp_path_factory):
+    """The pages with --tutorial, the tutorial's DCGAN at width 8 (the page `make docs` builds has the published 64:
+    the same mistakes, the same findings, about 30 s here)."""
+    from parity import tutorial
+
+    out = tmp_path_factory.mktemp("tutorial")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tutorial, "WIDTH", 8)
+        assert main(["sidebyside", MODEL, "--out", str(out), "--preset", "digits", "--dtype", "float64",
+                     "--check", "shapes", "--tutorial"]) == 0
+    return out
+
+
+def test_the_tutorial_shows_compare_finding_each_mistake(page, tutorial_docs):
+    from parity import findings, tutorial
+
+    open_page(page, tutorial_docs / tutorial.PAGE)
+    steps = page.locator("section.step")
+    assert steps.count() == len(tutorial.STEPS) == 5
+    for step in tutorial.STEPS:
+        section = page.locator(f'section.step[id="{step.slug}"]')
+        assert section.is_visible() and section.get_attribute("data-agrees") == str(not step.expected).lower()
+        command = section.locator("pre.command").inner_text()
+        assert command.startswith("$ gan-parity compare ") and "examples/dcgan_port/torch_dcgan.py:" in command
+        assert "examples/dcgan_port/keras_dcgan.py:" in command and "--input" in command
+        output = section.locator("pre.output")
+        assert output.is_visible() and output.bounding_box()["height"] > 200
+        verdict = section.locator("mark.verdict").inner_text()
+        assert verdict.startswith("Verdict: AGREES" if not step.expected else "Verdict: DIVERGES first at main.")
+        links = section.locator("a.pitfall")
+        assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
+            f"pitfalls.html#{findings.entry(number).slug}" for number in step.expected], step.slug
+        if step.expected:  # the first divergence is marked, in the inference table of the output
+            assert "<- first" in section.locator("mark.first").first.inner_text()
+    first = page.locator('section[id="first-try"] pre.output').inner_text()
+    assert "pitfall 2 (bn-epsilon-default)" in first and "pitfall 42 (bn-momentum-default)" in first
+
+
+def test_the_tutorial_links_to_its_pitfalls_and_the_index_to_it(page, tutorial_docs):
+    open_page(page, tutorial_docs / "index.html")
+    page.locator('a[href="compare.html"]').click()
+    page.wait_for_load_state()
+    page.locator('section[id="after-batch-norm"] a.pitfall').click()
+    page.wait_for_load_state()
+    assert page.url.endswith("pitfalls.html#transposed-padding-uncropped")
+    assert page.locator('[id="transposed-padding-uncropped"]').is_visible()
+
+
+def test_a_tutorial_step_whose_run_does_not_show_its_text_fails_the_build():
+    from parity import tutorial
+
+    step = tutorial.STEPS[3]  # the discriminator's LeakyReLU
+    report, _ = tutorial.run_step(step, width=4)
+    assert tutorial.problem(step, report) is None
+    assert "expected pitfalls [2], compare named [3]" in tutorial.problem(
+        tutorial.Step(step.slug, step.title, step.network, step.fixed, (2,), step.text), report)
+    assert "expected agreement" in tutorial.problem(
+        tutorial.Step(step.slug, step.title, step.network, step.fixed, (), step.text), report)
