@@ -18,9 +18,17 @@ import json
 import sys
 import time
 
-from parity import checks
 from specs.cli import positive_int
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
+
+try:
+    from parity import checks
+except ImportError as error:  # the parity layer runs both backends: both frameworks, the [all] extra
+    if (error.name or "").split(".")[0] not in ("torch", "tensorflow", "keras"):
+        raise
+    MISSING = (error.name or "").split(".")[0]
+else:
+    MISSING = None
 
 SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift")
 
@@ -95,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if MISSING is not None:
+        print(f"gan-parity: error: the parity layer runs both backends, and {MISSING} is not installed here: "
+              "pip install 'gan-parity[all]'", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["data"]:  # its own flags: parity/data.py
         from parity import data
