@@ -19,10 +19,12 @@ import sys
 import time
 
 from specs.cli import positive_int
+from specs.logs import native_notices_dropped
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
 
 try:
-    from parity import checks
+    with native_notices_dropped():  # TensorFlow's start-up notices (specs/logs.py)
+        from parity import checks
 except ImportError as error:  # the parity layer runs both backends: both frameworks, the [all] extra
     if (error.name or "").split(".")[0] not in ("torch", "tensorflow", "keras"):
         raise
