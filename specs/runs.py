@@ -7,7 +7,7 @@
   <out>/generator.pt, ...        each network in its framework's own format (torch_impl/checkpoint.py,
   <out>/generator.keras, ...     keras_impl/checkpoint.py), rewritten with every checkpoint
   <out>/checkpoints/epoch_0007.pt | .npz   with --keep-checkpoints N > 1: the training checkpoints of the last N
-                                 epochs (links to the same bytes where the file system allows)
+                                 epochs
 A run refuses to start where it would overwrite another run's checkpoint (unless resuming it), checks that it
 can write its folder before it reads any data (creating nothing), and that the disk has room for what it will write
 before training starts. Every file but TensorBoard's is written atomically: a run killed at any moment leaves
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from specs.datasets import to_uint8
-from specs.images import TEMP_SUFFIX, save_grid, sync_folder, write_atomically
+from specs.images import TEMP_SUFFIX, save_grid, write_atomically
 from specs.models import ConfigError, config_from_dict
 
 CHECKPOINT_BACKENDS = {"checkpoint.pt": "torch", "checkpoint.npz": "keras"}  # which backend writes which file
@@ -241,15 +241,16 @@ def check_writable(folder: Path) -> None:
 
 
 def space_needed(config, parameter_bytes: int, epochs: int, kept: int = 1) -> int:
-    """Bytes a run of `epochs` more epochs may write, estimated from above (before SPACE_SAFETY): the `kept`
-    training checkpoints and the atomic replacement of the last one, each the networks' bytes three times (weights,
-    and Adam's two moments per weight); the networks in their framework's own files (at most their bytes twice:
-    every network, and the generator once more as a whole model); an uncompressed sample grid per epoch, the plot
-    and the logs."""
+    """Bytes a run of `epochs` more epochs may write, estimated from above (before SPACE_SAFETY): the training
+    checkpoint, with --keep-checkpoints `kept` > 1 its copies of the last `kept` epochs, and one atomic
+    replacement in progress, each the networks' bytes three times (weights, and Adam's two moments per weight);
+    the networks in their framework's own files (at most their bytes twice: every network, and the generator once
+    more as a whole model); an uncompressed sample grid per epoch, the plot and the logs."""
     checkpoint = 3 * parameter_bytes
+    checkpoints = 1 + (kept if kept > 1 else 0) + 1
     grid = len(sample_inputs(config, 0).z) * (config.image_size + 2) ** 2 * config.channels
     networks = 2 * parameter_bytes
-    return (kept + 1) * checkpoint + networks + max(epochs, 0) * (grid + 16 * 1024) + 2 * 1024 * 1024
+    return checkpoints * checkpoint + networks + max(epochs, 0) * (grid + 16 * 1024) + 2 * 1024 * 1024
 
 
 def size(count: float) -> str:
@@ -315,24 +316,17 @@ class Run:
                     path.unlink()
 
     def keep_checkpoint(self, epoch: int) -> None:
-        """With keep > 1: the checkpoint just written as checkpoints/epoch_XXXX too (a hard link where the file
-        system allows, else a copy, written atomically), and the kept ones of epochs before the last `keep` removed."""
+        """With keep > 1: a copy of the checkpoint just written as checkpoints/epoch_XXXX (written atomically; a copy,
+        not a link, so that nothing written to checkpoint.pt later can change it), and the kept ones of epochs
+        before the last `keep` removed."""
         if self.keep <= 1:
             return
-        target = self.kept_checkpoint(epoch)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.link{TEMP_SUFFIX}")
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-            os.link(self.checkpoint, temp)
-            os.replace(temp, target)
-        except OSError:  # no hard links here (or across devices): a copy
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-            data = self.checkpoint.read_bytes()
-            write_atomically(target, lambda handle: handle.write(data))
-        sync_folder(target.parent)
+
+        def copy(handle):
+            with open(self.checkpoint, "rb") as source:
+                shutil.copyfileobj(source, handle)
+
+        write_atomically(self.kept_checkpoint(epoch), copy)
         for path in self.kept_checkpoints.glob(f"epoch_*{Path(self.checkpoint_name).suffix}"):
             number = path.stem.removeprefix("epoch_")
             if number.isdigit() and int(number) <= epoch + 1 - self.keep:

@@ -161,6 +161,12 @@ def test_keras_round_trip_is_identical(model, trained, converted, tmp_path):
     assert after["meta"]["converted_from"] == {"backend": "torch", "path": str(converted("keras", model).resolve())}
 
 
+def settled(groups: list[dict]) -> list[dict]:
+    """Adam's param groups without `eps`, which torch_impl/optim.Adam derives from the configured epsilon and the
+    step count before every step (Keras's epsilon rule): what the last step left there is not state."""
+    return [{key: value for key, value in group.items() if key != "eps"} for group in groups]
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_torch_round_trip_is_identical(model, trained, converted, tmp_path):
     """torch -> keras -> torch: state_dict (num_batches_tracked included: the converter sets what torch counts) and
@@ -178,7 +184,7 @@ def test_torch_round_trip_is_identical(model, trained, converted, tmp_path):
     assert all(int(count) > 0 for key, count in after["networks"].items() if key.endswith("num_batches_tracked"))
     for name, optimizer in before["optimizers"].items():
         other = after["optimizers"][name]
-        assert optimizer["param_groups"] == other["param_groups"]
+        assert settled(optimizer["param_groups"]) == settled(other["param_groups"])
         assert sorted(optimizer["state"]) == sorted(other["state"]) and optimizer["state"], name
         for index, state in optimizer["state"].items():
             for key, tensor in state.items():
