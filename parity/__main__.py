@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.util
 import json
 import sys
 import time
@@ -26,9 +27,10 @@ try:
     with native_notices_dropped():  # TensorFlow's start-up notices (specs/logs.py)
         from parity import checks
 except ImportError as error:  # the parity layer runs both backends: both frameworks, the [all] extra
-    if (error.name or "").split(".")[0] not in ("torch", "tensorflow", "keras"):
+    FRAMEWORKS = ("torch", "tensorflow", "keras")
+    if (error.name or "").split(".")[0] not in FRAMEWORKS:
         raise
-    MISSING = (error.name or "").split(".")[0]
+    MISSING = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is None] or [error.name]
 else:
     MISSING = None
 
@@ -106,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     if MISSING is not None:
-        print(f"gan-parity: error: the parity layer runs both backends, and {MISSING} is not installed here: "
+        names, verb = " and ".join(", ".join(MISSING).rsplit(", ", 1)), "is" if len(MISSING) == 1 else "are"
+        print(f"gan-parity: error: the parity layer runs both backends, and {names} {verb} not installed here: "
               "pip install 'gan-parity[all]'", file=sys.stderr)
         return 2
     argv = sys.argv[1:] if argv is None else argv

@@ -142,7 +142,7 @@ def test_keep_checkpoints_keeps_the_last_epochs(tmp_path, capsys):
     """--keep-checkpoints 2 over 3 epochs: checkpoints/ holds the training checkpoints of epochs 2 and 3 (the last is
     checkpoint.pt's bytes), each one a checkpoint that `sample` reads and that holds its own epoch."""
     run = tmp_path / "run"
-    assert train("torch", run, "--keep-checkpoints", "2", epochs=3) == 0
+    assert train("torch", run, "--keep-checkpoints", "2", "--batch-size", "128", epochs=3) == 0  # 2 steps an epoch
     kept = sorted(path.name for path in (run / "checkpoints").iterdir())
     assert kept == ["epoch_0002.pt", "epoch_0003.pt"]
     assert (run / "checkpoints" / "epoch_0003.pt").read_bytes() == (run / "checkpoint.pt").read_bytes()

@@ -168,9 +168,9 @@ MISSING = {  # case: (hidden packages, module, words, the one line on stderr)
     "gan-keras without TensorFlow": ("tensorflow", "keras_impl", ["sample", "dcgan", "--checkpoint", "x"],
                                      "gan-keras: error: gan-keras needs tensorflow, which is not installed here: "
                                      "pip install 'gan-parity[keras]'"),
-    "gan-parity without Keras": ("keras", "parity", ["check", "dcgan"],
-                                 "gan-parity: error: the parity layer runs both backends, and keras is not installed "
-                                 "here: pip install 'gan-parity[all]'"),
+    "gan-parity without either": ("torch,tensorflow,keras", "parity", ["check", "dcgan"],
+                                  "gan-parity: error: the parity layer runs both backends, and torch, tensorflow and "
+                                  "keras are not installed here: pip install 'gan-parity[all]'"),
 }
 
 
