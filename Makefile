@@ -1,5 +1,6 @@
 # `make demo` and `make test` are the only commands a newcomer needs: each creates .venv when missing and
-# installs the project into it with the versions the parity results were measured with (constraints.txt).
+# installs the project into it with both backends ([all]: the parity layer runs them side by side) and the
+# versions the parity results were measured with (constraints.txt).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ CRITIC_EPOCHS ?= 3
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
 	touch $(STAMP)
 
 lint: $(STAMP)

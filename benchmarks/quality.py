@@ -28,6 +28,7 @@ import numpy as np
 
 from specs import quality
 from specs.datasets import get_spec
+from specs.evaluate import generate_images
 from specs.models import conditioned_on, get_config
 
 MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("torch", "keras")
@@ -52,7 +53,7 @@ def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, 
     if backend == "torch":
 
         from torch_impl import data as loader
-        from torch_impl.evaluate import generate_images
+        from torch_impl.checkpoint import generate
         from torch_impl.trainers import build_trainer
 
         trainer = build_trainer(model, config, seed)
@@ -60,8 +61,8 @@ def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, 
                                                                   config.conditional), steps - epoch * per_epoch),
                     epochs=epochs, verbose=0)
     else:
-        from keras_impl import data as loader  # torch before TensorFlow (specs/import_order.py)
-        from keras_impl.evaluate import generate_images
+        from keras_impl import data as loader
+        from keras_impl.checkpoint import generate
         from keras_impl.trainers import build_trainer
 
         trainer = build_trainer(model, config, seed)
@@ -70,7 +71,7 @@ def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, 
     seconds = time.perf_counter() - start
     inputs = quality.eval_inputs(config, 0, num)
     requested = None if inputs.one_hot is None else np.argmax(inputs.one_hot, axis=1)
-    return generate_images(trainer, inputs), requested, seconds
+    return generate_images(generate, trainer, inputs), requested, seconds
 
 
 def child(args: argparse.Namespace) -> None:

@@ -238,11 +238,10 @@ def keras_reference(model: str, config):
 
 
 def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
-    from keras_impl.trainers import build_trainer  # torch before TensorFlow (specs/import_order.py)
-
-    # isort: split
     import keras
     import tensorflow as tf
+
+    from keras_impl.trainers import build_trainer
 
     if variant == "threads=1":
         tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -278,9 +277,6 @@ def matmul_peak(backend: str, n: int = 2048, repeats: int = 5) -> float:
         a, b = torch.randn(n, n), torch.randn(n, n)
         run = lambda: a @ b  # noqa: E731
     else:
-        from keras_impl import data  # noqa: F401  torch before TensorFlow
-
-        # isort: split
         import tensorflow as tf
 
         a, b = tf.random.normal((n, n)), tf.random.normal((n, n))

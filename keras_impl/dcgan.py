@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_impl.distributed import global_batch, replica_part, replica_share
-from specs.models import DCGANConfig, GANConfig
+from specs.models import DCGANConfig, GANConfig, config_from_record, config_record
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
@@ -26,10 +26,24 @@ def batch_norm(name: str, config: GANConfig) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon, name=name)
 
 
-class Generator(keras.Sequential):
+class _SavedWithConfig:
+    """A network saved as a whole model (generator.keras) with the configuration it was built from, and rebuilt
+    from it: `keras.models.load_model` finds the class by its registered name ("gan_parity>Generator")."""
+
+    def get_config(self):
+        return {"name": self.name, "config": config_record(self.config)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(config_from_record(config.pop("config")), **config)
+
+
+@keras.saving.register_keras_serializable(package="gan_parity")
+class Generator(_SavedWithConfig, keras.Sequential):
     """z (N, latent_dim), or concat(z, one-hot) for a conditional model -> image (N, S, S, C) in [-1, 1]."""
 
-    def __init__(self, config: GANConfig, name: str = "generator"):
+    def __init__(self, config: GANConfig, name: str = "generator", **kwargs):
         size = config.generator_input_dim
         stack = [keras.Input((size,)), layers.Reshape((1, 1, size), name="reshape")]  # (N, 1, 1, latent_dim (+ K))
         for i, width in enumerate(config.generator_widths(), start=1):
@@ -46,13 +60,15 @@ class Generator(keras.Sequential):
         )
         stack += [conv]
         stack += [layers.Activation("tanh", name="tanh")]  # (N, S, S, C)
-        super().__init__(stack, name=name)
+        super().__init__(stack, name=name, **kwargs)
+        self.config = config
 
 
-class Discriminator(keras.Sequential):
+@keras.saving.register_keras_serializable(package="gan_parity")
+class Discriminator(_SavedWithConfig, keras.Sequential):
     """Image (N, S, S, C) -> logit (N, 1)."""
 
-    def __init__(self, config: DCGANConfig, name: str = "discriminator"):
+    def __init__(self, config: DCGANConfig, name: str = "discriminator", **kwargs):
         stack = [keras.Input((config.image_size, config.image_size, config.channels))]
         for i, width in enumerate(config.discriminator_widths(), start=1):
             stack += [layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, name=f"conv{i}")]
@@ -64,7 +80,8 @@ class Discriminator(keras.Sequential):
         last = config.num_blocks + 1
         stack += [layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False, name=f"conv{last}")]  # (N, 1, 1, 1)
         stack += [layers.Flatten(name="flatten")]  # (N, 1)
-        super().__init__(stack, name=name)
+        super().__init__(stack, name=name, **kwargs)
+        self.config = config
 
 
 # ------------------------------------------------------------------------------------------------------ Losses

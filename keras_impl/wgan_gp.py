@@ -15,17 +15,18 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_impl.dcgan import Generator, adam
+from keras_impl.dcgan import Generator, _SavedWithConfig, adam
 from keras_impl.distributed import global_batch, replica_part, replica_share
 from specs.models import WGANGPConfig
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
 
-class Critic(keras.Sequential):
+@keras.saving.register_keras_serializable(package="gan_parity")
+class Critic(_SavedWithConfig, keras.Sequential):
     """Image (N, S, S, C), with K label planes for a conditional model -> score (N, 1)."""
 
-    def __init__(self, config: WGANGPConfig, name: str = "critic"):
+    def __init__(self, config: WGANGPConfig, name: str = "critic", **kwargs):
         stack = [keras.Input((config.image_size, config.image_size, config.critic_input_channels))]
         for i, width in enumerate(config.discriminator_widths(), start=1):
             slope = config.second_slope if i == 2 else config.leaky_slope  # the book's 0.3 after conv2
@@ -37,7 +38,8 @@ class Critic(keras.Sequential):
         last = config.num_blocks + 1
         stack += [layers.Conv2D(1, 4, strides=1, padding="valid", name=f"conv{last}")]  # (N, 1, 1, 1)
         stack += [layers.Flatten(name="flatten")]  # (N, 1)
-        super().__init__(stack, name=name)
+        super().__init__(stack, name=name, **kwargs)
+        self.config = config
 
 
 # ------------------------------------------------------------------------------------------------------ Losses

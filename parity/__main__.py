@@ -15,13 +15,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.util
 import json
 import sys
 import time
 
-from parity import checks
 from specs.cli import positive_int
+from specs.logs import native_notices_dropped
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
+
+try:
+    with native_notices_dropped():  # TensorFlow's start-up notices (specs/logs.py)
+        from parity import checks
+except ImportError as error:  # the parity layer runs both backends: both frameworks, the [all] extra
+    FRAMEWORKS = ("torch", "tensorflow", "keras")
+    if (error.name or "").split(".")[0] not in FRAMEWORKS:
+        raise
+    MISSING = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is None] or [error.name]
+else:
+    MISSING = None
 
 SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift", "parity.compare")
 
@@ -96,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if MISSING is not None:
+        names, verb = " and ".join(", ".join(MISSING).rsplit(", ", 1)), "is" if len(MISSING) == 1 else "are"
+        print(f"gan-parity: error: the parity layer runs both backends, and {names} {verb} not installed here: "
+              "pip install 'gan-parity[all]'", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["data"]:  # its own flags: parity/data.py
         from parity import data

@@ -2,8 +2,9 @@
 
 Train in one backend, sample or train on in the other. The command reads a checkpoint of one backend (torch's
 `checkpoint.pt`, Keras's `checkpoint.npz`, or a run folder holding one) into that backend's trainer with the
-backend's own loader, copies every tensor into a trainer of the other backend through the weight table of
-parity/convert.py, and writes it with the other backend's own `save_checkpoint` (atomically). What travels:
+backend's own loader (torch_impl/checkpoint.py, keras_impl/checkpoint.py), copies every tensor into a trainer of
+the other backend through the weight table of parity/convert.py, and writes it with the other backend's own
+`save_checkpoint` (atomically). What travels:
 
 | state                            | torch                  | Keras                      | converted as             |
 |----------------------------------|------------------------|----------------------------|--------------------------|
@@ -48,8 +49,8 @@ from pathlib import Path
 import keras
 import torch
 
-import keras_impl.train as keras_train
-import torch_impl.train as torch_train
+import keras_impl.checkpoint as keras_checkpoint
+import torch_impl.checkpoint as torch_checkpoint
 from keras_impl.trainers import build_trainer as build_keras_trainer
 from parity import convert
 from parity.checks import MODELS
@@ -57,7 +58,7 @@ from specs.models import ConfigError, config_from_dict
 from specs.runs import RunError
 from torch_impl.trainers import build_trainer as build_torch_trainer
 
-BACKENDS = {"torch": torch_train, "keras": keras_train}
+BACKENDS = {"torch": torch_checkpoint, "keras": keras_checkpoint}
 META_FIELDS = ("backend", "model", "config", "epoch", "step", "data")
 
 
@@ -119,9 +120,9 @@ def read(path: Path, target: str) -> tuple[str, dict]:
 
 def adam_pairs(torch_trainer, keras_trainer, table: list[convert.Port]):
     """(torch Adam, Keras Adam, the ports of its parameters) for each optimiser, paired by attribute name."""
-    keras_optimizers = dict(keras_train.optimizers(keras_trainer))
+    keras_optimizers = dict(keras_checkpoint.optimizers(keras_trainer))
     ports = {id(port.torch_tensor): port for port in table if port.trainable}
-    for name, torch_adam in torch_train.optimizers(torch_trainer):
+    for name, torch_adam in torch_checkpoint.optimizers(torch_trainer):
         parameters = [parameter for group in torch_adam.param_groups for parameter in group["params"]]
         yield torch_adam, keras_optimizers[name], [ports[id(parameter)] for parameter in parameters]
 

@@ -1,10 +1,15 @@
 """The command line both backends share: `gan-torch` and `gan-keras` take the same words.
 
   gan-torch train MODEL --dataset digits --epochs N --batch-size B --seed S --out DIR [--resume] [--preset book]
+                        [--keep-checkpoints N]
   gan-torch sample MODEL --checkpoint DIR_OR_FILE --out grid.png [--num 64] [--seed S]
   gan-torch eval MODEL --checkpoint DIR_OR_FILE [--num 1000] [--seed S] [--dataset NAME] [--inception] [--json]
+  gan-torch export MODEL --checkpoint DIR_OR_FILE [--out generator.pt2] [--format torch|onnx]
 Every field of the model's configuration (specs/models.py) is a flag of the same name (`--learning-rate`,
-`--update-order`, ...) that overrides the preset. A user mistake prints one line and exits with status 2.
+`--update-order`, ...) that overrides the preset. Every command takes --quiet and --verbose (specs/logs.py).
+A user mistake prints one line and exits with status 2. The arguments are parsed before the backend is imported
+(`load_backend`), so `--help` and a mistyped flag need no framework, and a missing framework is one line naming
+the extra that installs it.
 """
 
 from __future__ import annotations
@@ -12,15 +17,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import logging
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from specs import logs
 from specs.datasets import DATASETS, DataError, DatasetSpec
 from specs.models import PRESETS, ConfigError, get_config
 from specs.quality import EvalRequest
 from specs.runs import RunError
+
+log = logging.getLogger(__name__)
+FRAMEWORKS = {"torch": ("torch", "tensorboard"), "keras": ("tensorflow", "keras")}  # what each extra installs
+EXPORTS = {  # export --format: the file a standalone generator is written to by default
+    "torch": {"torch": "generator.pt2", "onnx": "generator.onnx"},
+    "keras": {"keras": "generator.keras", "onnx": "generator.onnx"},
+}
 
 
 def parse_bool(text: str) -> bool:
@@ -69,13 +82,24 @@ DATA_PARALLEL = {  # the train --help epilog: how each backend trains on several
 }
 
 
+def output_flags() -> argparse.ArgumentParser:
+    """--quiet and --verbose, which every command takes (after its other words)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("messages")
+    group.add_argument("--quiet", action="store_true", help="no progress bar; warnings and errors only")
+    group.add_argument("--verbose", action="store_true",
+                       help="debug messages too, and the framework's own native log (hidden otherwise)")
+    return flags
+
+
 def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=f"Train and sample GANs with the {backend} backend.")
     commands = parser.add_subparsers(dest="command", required=True)
+    common = [output_flags()]
     train = commands.add_parser("train", help="train a model")
     train_models = train.add_subparsers(dest="model", required=True)
     for model in PRESETS:
-        sub = train_models.add_parser(model, help=f"train a {model}", epilog=DATA_PARALLEL[backend])
+        sub = train_models.add_parser(model, help=f"train a {model}", epilog=DATA_PARALLEL[backend], parents=common)
         sub.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
         sub.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist, ...)")
         sub.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
@@ -85,21 +109,25 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, default=0, help="seeds weights, noise and batch order")
         sub.add_argument("--out", default=None, help=f"run folder (default runs/{backend}/{model}/DATASET)")
         sub.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        sub.add_argument("--keep-checkpoints", type=positive_int, default=1, metavar="N",
+                         help="keep the training checkpoints of the last N epochs in --out/checkpoints/ "
+                              "(default 1: only the latest, in --out)")
         if backend == "keras":
             sub.add_argument("--strategy", choices=("mirrored", "multiworker"), default=None,
                              help="tf.distribute strategy: mirrored (every local GPU, else every logical CPU "
                                   "device) or multiworker (TF_CONFIG); default: multiworker when TF_CONFIG is set, "
                                   "else one device")
         add_config_flags(sub, model)
-    sample = commands.add_parser("sample", help="write a grid of generated images from a checkpoint")
+    sample = commands.add_parser("sample", help="write a grid of generated images from a checkpoint",
+                                 parents=common)
     sample.add_argument("model", choices=list(PRESETS))
     sample.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
     sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
     sample.add_argument("--num", type=positive_int, default=64, help="number of images (default 64)")
     sample.add_argument("--seed", type=int, default=0, help="seeds the noise")
     sample.add_argument("--label", default=None, help="cgan: draw only this class (its index or its name)")
-    evaluate = commands.add_parser("eval", help="score a checkpoint's samples: FID, KID (specs/quality.py)")
+    evaluate = commands.add_parser("eval", help="score a checkpoint's samples: FID, KID (specs/quality.py)",
+                                   parents=common)
     evaluate.add_argument("model", choices=list(PRESETS))
     evaluate.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
     evaluate.add_argument("--num", type=positive_int, default=1000, help="samples to score (default 1000)")
@@ -110,6 +138,19 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
     evaluate.add_argument("--inception", action="store_true", help="also the Inception FID (needs [inception])")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    formats = EXPORTS[backend]
+    export = commands.add_parser("export", help="write the generator as a standalone file", parents=common,
+                                 description="Write a checkpoint's generator as a file that the framework's plain "
+                                             "API loads without this project: "
+                                             + ("torch.export.load(path).module()" if backend == "torch"
+                                                else "keras.models.load_model(path)")
+                                             + ", or ONNX where onnx and its exporter are installed.")
+    export.add_argument("model", choices=list(PRESETS))
+    export.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
+    export.add_argument("--format", choices=list(formats), default=next(iter(formats)),
+                        help=f"default {next(iter(formats))}")
+    defaults = ", ".join(f"{name} for {key}" for key, name in formats.items())
+    export.add_argument("--out", default=None, help=f"file to write (default: {defaults})")
     return parser
 
 
@@ -126,23 +167,47 @@ def resolve_train(args: argparse.Namespace, backend: str) -> tuple[object, Datas
     return config, spec, out
 
 
-def main(argv: list[str] | None, backend: str, train: Callable[..., int], sample: Callable[..., int],
-         evaluate: Callable[..., int] | None = None) -> int:
-    """Parse, run the backend's `train`, `sample` or `evaluate`, and turn a user mistake into one line and status 2."""
+def missing_framework(error: ImportError, backend: str) -> str | None:
+    """The one line for an ImportError of a package that the backend's extra installs; None for any other."""
+    package = (error.name or "").split(".")[0]
+    if package not in FRAMEWORKS[backend]:
+        return None
+    return f"gan-{backend} needs {package}, which is not installed here: pip install 'gan-parity[{backend}]'"
+
+
+def main(argv: list[str] | None, backend: str, load_backend: Callable[[bool], tuple]) -> int:
+    """Parse, then import the backend (`load_backend(verbose)` -> its commands and checkpoint modules) and run the
+    command; a user mistake or a missing framework becomes one line and status 2."""
     prog = f"gan-{backend}"
     args = build_parser(prog, backend).parse_args(argv)
+    logs.setup(prog, quiet=args.quiet, verbose=args.verbose)
     try:
         if args.command == "train":
             config, spec, out = resolve_train(args, backend)
+        try:
+            commands, checkpoint = load_backend(args.verbose)
+        except ImportError as error:
+            message = missing_framework(error, backend)
+            if message is None:
+                raise
+            log.error("error: %s", message)
+            return 2
+        if args.command == "train":
             options = {"strategy": args.strategy} if "strategy" in args else {}  # keras: its tf.distribute strategy
-            return train(args.model, config, spec, out, seed=args.seed, resume=args.resume, verbose=not args.quiet,
-                         **options)
+            return commands.train(args.model, config, spec, out, seed=args.seed, resume=args.resume,
+                                  progress=not args.quiet, keep=args.keep_checkpoints, **options)
         if args.command == "eval":
+            from specs.evaluate import evaluate
+
             request = EvalRequest(num=args.num, seed=args.seed, dataset=args.dataset, data_dir=args.data_dir,
                                   attribute=args.attribute, cache_dir=args.cache_dir, inception=args.inception,
                                   as_json=args.json)
-            return evaluate(args.model, Path(args.checkpoint), request)
-        return sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed, label=args.label)
+            return evaluate(args.model, Path(args.checkpoint), request, checkpoint)
+        if args.command == "export":
+            out = Path(args.out or EXPORTS[backend][args.format])
+            return commands.export(args.model, Path(args.checkpoint), out, args.format)
+        return commands.sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed,
+                               label=args.label)
     except (DataError, RunError, ConfigError) as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        log.error("error: %s", error)
         return 2

@@ -2,6 +2,8 @@
 
 - `to_pixels` is the only way a picture becomes training pixels (PIL convert, then bilinear resize to S x S).
 - `write_atomically` writes a temp file beside the target and renames it: readers never see half a file.
+  `save_atomically` does the same for writers that insist on naming the file themselves (Keras's `save_weights`
+  and `save` want a name ending in `.weights.h5` or `.keras`).
 - `save_grid` tiles uint8 (N, H, W, C) images into one PNG, e.g. the sample grid written after every epoch.
 """
 
@@ -11,6 +13,7 @@ import contextlib
 import io
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +65,34 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> N
         if isinstance(error, OSError) and error.errno is not None and error.filename in (None, name):
             error.filename = str(path)  # name the target, not the temp file (os.replace's error names both)
         raise
+    sync_folder(path.parent)
+
+
+def save_atomically(path: str | Path, save: Callable[[Path], object]) -> None:
+    """Call save(file) on a file of the target's name in a temp folder beside the target, `.<name>.<random>.tmp/`,
+    then os.replace the file onto the target; the folder is removed. The guarantees of write_atomically: on any
+    error the target is untouched and the error names it; a killed process leaves at most the temp folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = None
+    try:
+        folder = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        written = Path(folder) / path.name
+        save(written)
+        descriptor = os.open(written, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.chmod(written, 0o666 & ~current_umask())
+        os.replace(written, path)
+    except BaseException as error:
+        if isinstance(error, OSError) and error.errno is not None:
+            error.filename = str(path)  # name the target, not the file in the temp folder
+        raise
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     sync_folder(path.parent)
 
 

@@ -197,6 +197,18 @@ def config_from_dict(model: str, fields: dict):
     return config_class(**fields)
 
 
+def config_record(config) -> dict:
+    """A configuration as JSON-ready data that names its model, {"model": "dcgan", "fields": {...}}: what a
+    saved network (keras_impl's generator.keras) carries to rebuild itself."""
+    model = next(name for name, presets in PRESETS.items() if type(next(iter(presets.values()))) is type(config))
+    return {"model": model, "fields": dataclasses.asdict(config)}
+
+
+def config_from_record(record: dict):
+    """The configuration that `config_record` wrote."""
+    return config_from_dict(record["model"], record["fields"])
+
+
 # Conversions from the one stated meaning to each framework's own argument.
 
 

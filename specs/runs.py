@@ -3,7 +3,11 @@
   <out>/samples/epoch_0001.png   a grid from the same fixed noise after every epoch
   <out>/losses.csv, losses.png   one row per epoch: epoch, step, and the trainer's metrics (means over the epoch)
   <out>/tensorboard/             event files, written by each backend's own writer
-  <out>/checkpoint.pt | .npz     networks, optimisers, epoch, step and RNG state, written atomically
+  <out>/checkpoint.pt | .npz     the training checkpoint: networks, optimisers, epoch, step and RNG state
+  <out>/generator.pt, ...        each network in its framework's own format (torch_impl/checkpoint.py,
+  <out>/generator.keras, ...     keras_impl/checkpoint.py), rewritten with every checkpoint
+  <out>/checkpoints/epoch_0007.pt | .npz   with --keep-checkpoints N > 1: the training checkpoints of the last N
+                                 epochs
 A run refuses to start where it would overwrite another run's checkpoint (unless resuming it), checks that it
 can write its folder before it reads any data (creating nothing), and that the disk has room for what it will write
 before training starts. Every file but TensorBoard's is written atomically: a run killed at any moment leaves
@@ -236,13 +240,17 @@ def check_writable(folder: Path) -> None:
                 os.rmdir(probe_folder)
 
 
-def space_needed(config, parameter_bytes: int, epochs: int) -> int:
-    """Bytes a run of `epochs` more epochs may write, estimated from above (before SPACE_SAFETY):
-    two checkpoints at once (the last one and its atomic replacement), each the networks' bytes three times
-    (weights, and Adam's two moments per weight), an uncompressed sample grid per epoch, the plot and the logs."""
+def space_needed(config, parameter_bytes: int, epochs: int, kept: int = 1) -> int:
+    """Bytes a run of `epochs` more epochs may write, estimated from above (before SPACE_SAFETY): the training
+    checkpoint, with --keep-checkpoints `kept` > 1 its copies of the last `kept` epochs, and one atomic
+    replacement in progress, each the networks' bytes three times (weights, and Adam's two moments per weight);
+    the networks in their framework's own files (at most their bytes twice: every network, and the generator once
+    more as a whole model); an uncompressed sample grid per epoch, the plot and the logs."""
     checkpoint = 3 * parameter_bytes
+    checkpoints = 1 + (kept if kept > 1 else 0) + 1
     grid = len(sample_inputs(config, 0).z) * (config.image_size + 2) ** 2 * config.channels
-    return 2 * checkpoint + max(epochs, 0) * (grid + 16 * 1024) + 2 * 1024 * 1024
+    networks = 2 * parameter_bytes
+    return checkpoints * checkpoint + networks + max(epochs, 0) * (grid + 16 * 1024) + 2 * 1024 * 1024
 
 
 def size(count: float) -> str:
@@ -258,10 +266,19 @@ def size(count: float) -> str:
 class Run:
     out: Path  # the run's folder
     checkpoint_name: str  # "checkpoint.pt" (torch) or "checkpoint.npz" (Keras)
+    keep: int = 1  # training checkpoints kept: the last one, and with keep > 1 those of the last `keep` epochs
 
     @property
     def checkpoint(self) -> Path:
         return self.out / self.checkpoint_name
+
+    @property
+    def kept_checkpoints(self) -> Path:
+        return self.out / "checkpoints"
+
+    def kept_checkpoint(self, epoch: int) -> Path:
+        """Where --keep-checkpoints keeps the training checkpoint of `epoch` (counted from 0)."""
+        return self.kept_checkpoints / f"epoch_{epoch + 1:04d}{Path(self.checkpoint_name).suffix}"
 
     @property
     def losses_csv(self) -> Path:
@@ -290,14 +307,34 @@ class Run:
 
     def remove_temp_files(self) -> None:
         """Delete the temp files that a run killed in the middle of an atomic write left behind (never a target)."""
-        for folder in (self.out, self.out / "samples"):
+        for folder in (self.out, self.out / "samples", self.kept_checkpoints):
             for path in folder.glob(f".*{TEMP_SUFFIX}"):
+                if path.is_dir() and not path.is_symlink():  # save_atomically's temp folder
+                    shutil.rmtree(path, ignore_errors=True)
+                    continue
                 with contextlib.suppress(OSError):
                     path.unlink()
 
+    def keep_checkpoint(self, epoch: int) -> None:
+        """With keep > 1: a copy of the checkpoint just written as checkpoints/epoch_XXXX (written atomically; a copy,
+        not a link, so that nothing written to checkpoint.pt later can change it), and the kept ones of epochs
+        before the last `keep` removed."""
+        if self.keep <= 1:
+            return
+
+        def copy(handle):
+            with open(self.checkpoint, "rb") as source:
+                shutil.copyfileobj(source, handle)
+
+        write_atomically(self.kept_checkpoint(epoch), copy)
+        for path in self.kept_checkpoints.glob(f"epoch_*{Path(self.checkpoint_name).suffix}"):
+            number = path.stem.removeprefix("epoch_")
+            if number.isdigit() and int(number) <= epoch + 1 - self.keep:
+                path.unlink()
+
     def check_space(self, config, parameter_bytes: int, epochs: int) -> None:
         """Refuse to start training when the disk lacks room for what `epochs` more epochs write (space_needed)."""
-        needed = int(SPACE_SAFETY * space_needed(config, parameter_bytes, epochs))
+        needed = int(SPACE_SAFETY * space_needed(config, parameter_bytes, epochs, self.keep))
         where = existing_ancestor(self.out)
         free = shutil.disk_usage(where).free
         if free < needed:

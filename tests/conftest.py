@@ -1,5 +1,5 @@
 """Shared test setup: torch (with torch._dynamo) is imported before any test module can import TensorFlow."""
 
-from specs.import_order import torch_first
+from parity.import_order import torch_first
 
 torch_first()

@@ -17,15 +17,18 @@ import pytest
 import torch
 from torch import nn
 
-import keras_impl.train as keras_train  # conftest.py has imported torch first
+import keras_impl.checkpoint as keras_checkpoint  # conftest.py has imported torch first
+import keras_impl.train as keras_train
 import keras_impl.trainers as keras_trainers
+import torch_impl.checkpoint as torch_checkpoint
 import torch_impl.train as torch_train
 import torch_impl.trainers as torch_trainers
 from parity import checkpoint, checks
 from specs.models import config_from_dict
 from specs.runs import sample_inputs
 
-BACKENDS = {"torch": torch_train, "keras": keras_train}
+BACKENDS = {"torch": torch_checkpoint, "keras": keras_checkpoint}  # each backend's checkpoint files
+CLI = {"torch": torch_train, "keras": keras_train}
 BUILD = {"torch": torch_trainers.build_trainer, "keras": keras_trainers.build_trainer}
 MODELS = list(checks.MODELS)
 DIRECTIONS = [("keras", "torch"), ("torch", "keras")]
@@ -61,7 +64,7 @@ def trained(tmp_path_factory):
         if (backend, model) not in runs:
             out = tmp_path_factory.mktemp(f"trained-{backend}-{model}") / "run"
             argv = ["train", model, *TINY, "--cache-dir", str(out.parent / "cache"), "--out", str(out)]
-            status, printed = quietly(BACKENDS[backend].main, argv)
+            status, printed = quietly(CLI[backend].main, argv)
             assert status == 0, printed
             runs[backend, model] = out / BACKENDS[backend].CHECKPOINT
         return runs[backend, model]
@@ -129,7 +132,7 @@ def test_converted_checkpoint_samples_the_same_images(model, source, target, tra
     assert difference <= 1e-5
     grid = tmp_path / "grid.png"
     argv = ["sample", model, "--checkpoint", str(converted(source, model)), "--out", str(grid), "--num", "4"]
-    assert quietly(BACKENDS[target].main, argv)[0] == 0 and grid.stat().st_size > 0
+    assert quietly(CLI[target].main, argv)[0] == 0 and grid.stat().st_size > 0
 
 
 # ----------------------------------------------------------------------------------------- Round trips
@@ -145,12 +148,13 @@ def test_keras_round_trip_is_identical(model, trained, converted, tmp_path):
     (_, before), (_, after) = load(original), load(back)
     assert sorted(before["arrays"]) == sorted(after["arrays"])
     keras_trainer = trainer(back)
-    rng = {f"networks/{i:04d}" for i, v in enumerate(keras_trainer.variables) if "seed_generator" in v.path}
-    assert rng  # the seed generators of the trainer and of its Dropout layers
+    rng = {key for key in before["arrays"] if key.endswith("/seed_generator_state")}
+    assert len(rng) == 1 + sum(isinstance(layer, keras.layers.Dropout) for _, network in
+                               keras_checkpoint.networks(keras_trainer) for layer in network.layers)
     for key, array in before["arrays"].items():
         if key not in rng:
             assert array.dtype == after["arrays"][key].dtype and array.tobytes() == after["arrays"][key].tobytes(), key
-    optimizers = dict(keras_train.optimizers(keras_trainer))
+    optimizers = dict(keras_checkpoint.optimizers(keras_trainer))
     assert int(optimizers["g_optimizer"].iterations) == STEPS  # a real Adam state: one G update per train step
     expected = {key: value for key, value in before["meta"].items() if key != "converted_from"}
     assert {key: value for key, value in after["meta"].items() if key != "converted_from"} == expected
@@ -204,8 +208,8 @@ def next_step(model: str, paths: dict[str, Path], change=None):
     states = {backend: load(path)[1] for backend, path in paths.items()}
     harness = checks.Harness(model, config_from_dict(model, states["torch"]["meta"]["config"]), "float32", 8, seed=1)
     torch_trainer, keras_trainer = harness.torch_trainer, harness.keras_trainer
-    torch_train.restore(torch_trainer, states["torch"])
-    keras_train.restore(keras_trainer, states["keras"])
+    torch_checkpoint.restore(torch_trainer, states["torch"])
+    keras_checkpoint.restore(keras_trainer, states["keras"])
     dropout_off(model, torch_trainer, keras_trainer)
     if change is not None:
         change(torch_trainer, keras_trainer)
@@ -240,8 +244,8 @@ def test_next_step_from_the_converted_state(model, source, target, trained, conv
     print(f"{model} {source} -> {target}: after one step max scaled diff {weights.max_scaled_diff:.3g} "
           f"({weights.worst}); updates {updates.max_scaled_diff:.3g} of their size ({updates.worst})")
     assert weights.passed and updates.passed
-    keras_steps = {name: int(adam.iterations) for name, adam in keras_train.optimizers(keras_trainer)}
-    for name, adam in torch_train.optimizers(torch_trainer):
+    keras_steps = {name: int(adam.iterations) for name, adam in keras_checkpoint.optimizers(keras_trainer)}
+    for name, adam in torch_checkpoint.optimizers(torch_trainer):
         assert {int(state["step"]) for state in adam.state.values()} == {keras_steps[name]}, name
 
 
@@ -249,7 +253,7 @@ def test_next_step_catches_a_lost_step_count(trained, converted):
     """The comparison above can fail: the same converted state with Keras's Adam step count reset to 0."""
 
     def reset_steps(torch_trainer, keras_trainer):
-        for _, adam in keras_train.optimizers(keras_trainer):
+        for _, adam in keras_checkpoint.optimizers(keras_trainer):
             adam.iterations.assign(0)
 
     paths = {"torch": trained("torch", "dcgan"), "keras": converted("torch", "dcgan")}
@@ -268,7 +272,7 @@ def test_resume_in_the_target_backend(model, source, target, converted, tmp_path
     shutil.copytree(converted(source, model).parent, run)
     argv = ["train", model, *TINY, "--epochs", "2", "--cache-dir", str(tmp_path / "cache"), "--out", str(run),
             "--resume"]
-    status, printed = quietly(BACKENDS[target].main, argv)
+    status, printed = quietly(CLI[target].main, argv)
     assert status == 0, printed
     header, *rows = (run / "losses.csv").read_text().splitlines()
     assert len(rows) == 1 and rows[0].startswith(f"2,{2 * STEPS},")

@@ -17,17 +17,26 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import specs.runs
+import torch_impl.checkpoint as torch_checkpoint
+import torch_impl.commands as torch_commands
 import torch_impl.train as torch_train
 from specs.datasets import DATASETS, DatasetSpec
 from specs.models import PRESETS
 
 # isort: split
-import keras_impl.train as keras_train  # after torch_impl: torch before TensorFlow
+import keras_impl.checkpoint as keras_checkpoint  # after torch_impl: torch before TensorFlow
+import keras_impl.commands as keras_commands
+import keras_impl.train as keras_train
 
 # isort: split
 import tensorflow as tf
 
 BACKENDS = {"torch": torch_train, "keras": keras_train}
+CHECKPOINTS = {"torch": torch_checkpoint, "keras": keras_checkpoint}
+COMMANDS = {"torch": torch_commands, "keras": keras_commands}
+NETWORK_FILES = {"torch": ["discriminator.pt", "generator.pt"],
+                 "keras": ["discriminator.weights.h5", "generator.keras", "generator.weights.h5"]}
 TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "32", "--quiet"]
 STEPS_PER_EPOCH = 256 // 32  # fake_size // batch size
 HEADER = "epoch,step,d_fake,d_loss,d_real,g_loss"
@@ -106,10 +115,13 @@ def test_train_writes_the_run_folder(backend, trained):
     with Image.open(run / "losses.png") as plot:
         assert plot.format == "PNG"
     assert [path for path in (run / "tensorboard").rglob("events.out.tfevents.*") if path.stat().st_size > 0]
-    checkpoint = run / BACKENDS[backend].CHECKPOINT
+    checkpoint = run / CHECKPOINTS[backend].CHECKPOINT
     assert checkpoint.name == {"torch": "checkpoint.pt", "keras": "checkpoint.npz"}[backend]
     assert checkpoint.is_file() and checkpoint.stat().st_size > 0
-    assert not [path.name for path in run.rglob(".*")]  # no temp file of an atomic write is left behind
+    written = sorted(path.name for path in run.iterdir() if path.is_file())
+    assert written == sorted([checkpoint.name, "losses.csv", "losses.png", *NETWORK_FILES[backend]])
+    assert not (run / "checkpoints").exists()  # --keep-checkpoints 1: the latest only
+    assert not [path.name for path in run.rglob(".*")]  # no temp file or folder of an atomic write is left behind
 
 
 def test_resume_continues_exactly(backend, trained, tmp_path):
@@ -124,6 +136,32 @@ def test_resume_continues_exactly(backend, trained, tmp_path):
     assert len(csv_lines(full)) == len(csv_lines(resumed)) == 3
     assert csv_lines(resumed) == csv_lines(full)  # the float reprs, so exact equality
     assert (resumed / "samples" / "epoch_0002.png").read_bytes() == (full / "samples" / "epoch_0002.png").read_bytes()
+
+
+def test_keep_checkpoints_keeps_the_last_epochs(tmp_path, capsys):
+    """--keep-checkpoints 2 over 3 epochs: checkpoints/ holds the training checkpoints of epochs 2 and 3 (the last is
+    checkpoint.pt's bytes), each one a checkpoint that `sample` reads and that holds its own epoch."""
+    run = tmp_path / "run"
+    assert train("torch", run, "--keep-checkpoints", "2", "--batch-size", "128", epochs=3) == 0  # 2 steps an epoch
+    kept = sorted(path.name for path in (run / "checkpoints").iterdir())
+    assert kept == ["epoch_0002.pt", "epoch_0003.pt"]
+    assert (run / "checkpoints" / "epoch_0003.pt").read_bytes() == (run / "checkpoint.pt").read_bytes()
+    for name, epoch in (("epoch_0002.pt", 1), ("epoch_0003.pt", 2)):
+        assert torch_checkpoint.load_checkpoint(run / "checkpoints" / name)["meta"]["epoch"] == epoch
+    argv = ["sample", "dcgan", "--checkpoint", str(run / "checkpoints" / "epoch_0002.pt"), "--out",
+            str(tmp_path / "x.png"), "--num", "4"]
+    assert torch_train.main(argv) == 0 and (tmp_path / "x.png").is_file()
+
+
+def test_kept_checkpoints_are_pruned_by_epoch(tmp_path):
+    """Run.keep_checkpoint, framework-free: after each epoch the last `keep` are there, older ones removed."""
+    run = specs.runs.Run(tmp_path, "checkpoint.npz", keep=3)
+    for epoch in range(5):
+        (tmp_path / "checkpoint.npz").write_bytes(f"epoch {epoch}".encode())
+        run.keep_checkpoint(epoch)
+    kept = {path.name: path.read_text() for path in run.kept_checkpoints.iterdir()}
+    assert kept == {"epoch_0003.npz": "epoch 2", "epoch_0004.npz": "epoch 3", "epoch_0005.npz": "epoch 4"}
+    assert specs.runs.Run(tmp_path, "checkpoint.npz").keep_checkpoint(5) is None  # keep 1: nothing more
 
 
 # ----------------------------------------------------------------------------------------------------- Sample
@@ -160,7 +198,7 @@ def test_sample_refuses_no_images(backend, tmp_path, capsys):
 
 
 def poison_torch(batches):
-    """torch_impl.train.batches, with every image of the third batch of an epoch NaN."""
+    """torch_impl.commands.batches, with every image of the third batch of an epoch NaN."""
 
     def poisoned(*args, **kwargs):
         for index, batch in enumerate(batches(*args, **kwargs)):
@@ -170,7 +208,7 @@ def poison_torch(batches):
 
 
 def poison_keras(batches):
-    """keras_impl.train.batches, with every image of the third batch the run reads NaN."""
+    """keras_impl.commands.batches, with every image of the third batch the run reads NaN."""
 
     def poisoned(*args, **kwargs):
         dataset = batches(*args, **kwargs).enumerate()
@@ -184,9 +222,9 @@ POISON = {"torch": poison_torch, "keras": poison_keras}
 
 def test_nan_loss_stops_and_keeps_the_checkpoint(backend, trained, tmp_path, capsys, monkeypatch):
     run = copy_run(trained(backend), tmp_path / "run")
-    checkpoint = run / BACKENDS[backend].CHECKPOINT
+    checkpoint = run / CHECKPOINTS[backend].CHECKPOINT
     before = checkpoint.read_bytes()
-    module = BACKENDS[backend]
+    module = COMMANDS[backend]
     monkeypatch.setattr(module, "batches", POISON[backend](module.batches))
     batches_seen = []
     check_batch = module.RunOutputs.on_train_batch_end
@@ -226,7 +264,7 @@ def test_bad_input(backend, case, tmp_path, capsys):
     message = one_line_error(capsys, backend)
     for words in expected:
         assert words in message
-    assert not (tmp_path / "run" / BACKENDS[backend].CHECKPOINT).exists()
+    assert not (tmp_path / "run" / CHECKPOINTS[backend].CHECKPOINT).exists()
 
 
 def test_unwritable_output_folder(backend, tmp_path, capsys, monkeypatch):
@@ -264,7 +302,7 @@ def test_run_folder_of_the_other_backend(backend, trained, tmp_path, capsys, res
     run = copy_run(trained(other), tmp_path / "run")
     assert train(backend, run, *(["--resume"] if resume else []), epochs=2) == 2
     message = one_line_error(capsys, backend)
-    assert f"holds a run of the {other} backend ({BACKENDS[other].CHECKPOINT})" in message
+    assert f"holds a run of the {other} backend ({CHECKPOINTS[other].CHECKPOINT})" in message
     assert f"gan-{other} train --resume" in message
     assert files(run) == files(trained(other))
 
@@ -274,9 +312,8 @@ def test_run_folder_of_the_other_backend(backend, trained, tmp_path, capsys, res
 
 @pytest.fixture(scope="module")
 def console_help():
-    """`gan-torch --help` and `gan-keras --help` as real processes, both started at once: each spends about 10 s
-    importing torch and TensorFlow, and side by side they take little more than one (not run beside the training
-    tests: torch's threads slow down badly when other processes compete for the two cores)."""
+    """`gan-torch --help` and `gan-keras --help` as real processes, both started at once (they import no
+    framework: benchmarks/startup.py times them)."""
     processes = {}
     for name in BACKENDS:
         script = Path(sys.executable).with_name(f"gan-{name}")
@@ -295,7 +332,8 @@ def test_console_script_help(backend, console_help):
     out, err = console_help[backend].communicate(timeout=120)
     assert console_help[backend].returncode == 0, err
     assert out.startswith(f"usage: gan-{backend} ")
-    assert "train" in out and "sample" in out
+    assert "train" in out and "sample" in out and "export" in out
+    assert err == ""  # nothing from a framework's start-up
 
 
 def test_module_help_lists_the_config_flags(backend, capsys, monkeypatch):

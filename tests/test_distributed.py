@@ -237,10 +237,7 @@ def test_keras_multiworker_two_workers(tmp_path, reference):
 def worker(engine: str, out: Path) -> None:
     """One process of a distributed run: every job of the engine through the command line, then the weights of
     this process's replicas saved in OUT/MODEL/weights-<process>.npz."""
-    from specs.import_order import torch_first
-
-    torch_first()
-    if engine == "torch":
+    if engine == "torch":  # each engine's process loads its own framework only
         import torch_impl.train as module
 
         index = int(os.environ["RANK"])

@@ -27,6 +27,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 import specs.runs
+import torch_impl.checkpoint as torch_checkpoint
+import torch_impl.commands as torch_commands
 import torch_impl.train as torch_train
 import torch_impl.trainers as torch_trainers
 from specs.datasets import DatasetSpec
@@ -34,13 +36,17 @@ from specs.images import write_atomically
 from specs.models import config_from_dict
 
 # isort: split
-import keras_impl.train as keras_train  # after torch_impl: torch before TensorFlow
+import keras_impl.checkpoint as keras_checkpoint  # after torch_impl: torch before TensorFlow
+import keras_impl.commands as keras_commands
+import keras_impl.train as keras_train
 import keras_impl.trainers as keras_trainers
 
 # isort: split
 import tensorflow as tf
 
 BACKENDS = {"torch": torch_train, "keras": keras_train}
+CHECKPOINTS = {"torch": torch_checkpoint, "keras": keras_checkpoint}
+COMMANDS = {"torch": torch_commands, "keras": keras_commands}
 BUILD = {"torch": torch_trainers.build_trainer, "keras": keras_trainers.build_trainer}
 TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "32"]
 STEPS = 256 // 32  # train steps per epoch of TINY: fake_size // batch size
@@ -93,7 +99,7 @@ def temp_files(folder: Path) -> list[str]:
 
 
 def checkpoint(backend: str, run: Path) -> Path:
-    return run / BACKENDS[backend].CHECKPOINT
+    return run / CHECKPOINTS[backend].CHECKPOINT
 
 
 def tensors(backend: str, state: dict) -> list[np.ndarray]:
@@ -115,7 +121,7 @@ def tensors(backend: str, state: dict) -> list[np.ndarray]:
 
 def assert_good_checkpoint(backend: str, run: Path, epoch: int) -> None:
     """The run's checkpoint loads, holds the given epoch (counted from 1), and every number in it is finite."""
-    state = BACKENDS[backend].load_checkpoint(checkpoint(backend, run))
+    state = CHECKPOINTS[backend].load_checkpoint(checkpoint(backend, run))
     assert state["meta"]["epoch"] + 1 == epoch
     arrays = tensors(backend, state)
     assert arrays and all(np.isfinite(array).all() for array in arrays if array.dtype.kind == "f")
@@ -191,8 +197,8 @@ Killed = collections.namedtuple("Killed", "run returncode checkpoint_epoch log_r
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory):
-    """Both backends' `train` as real processes, started together (each spends about 10 s importing torch and
-    TensorFlow); each is stopped (SIGSTOP) as soon as its checkpoint exists and its progress bar shows epoch 2,
+    """Both backends' `train` as real processes, started together (each imports its own framework only); each is
+    stopped (SIGSTOP) as soon as its checkpoint exists and its progress bar shows epoch 2,
     its run folder is read, and it is killed with SIGKILL. Returns {backend: Killed}."""
     root = tmp_path_factory.mktemp("killed")
     processes, logs = {}, {}
@@ -217,7 +223,7 @@ def killed(tmp_path_factory):
                 if f"Epoch 2/{KILL_EPOCHS}" not in logs[name].read_text(errors="replace"):
                     continue
                 os.kill(process.pid, signal.SIGSTOP)  # frozen: what is read now is what SIGKILL will leave
-                state = BACKENDS[name].load_checkpoint(checkpoint(name, out))
+                state = CHECKPOINTS[name].load_checkpoint(checkpoint(name, out))
                 rows, samples = log_rows(out), sorted(path.name for path in (out / "samples").iterdir())
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(timeout=60)
@@ -266,7 +272,7 @@ def test_same_seed_same_run(backend, reference, tmp_path, capsys):
     full = reference(backend)
     assert (again / "losses.csv").read_bytes() == (full / "losses.csv").read_bytes()
     assert files(again / "samples") == files(full / "samples")
-    module = BACKENDS[backend]
+    module = CHECKPOINTS[backend]
     ours, theirs = (tensors(backend, module.load_checkpoint(checkpoint(backend, run))) for run in (again, full))
     assert len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
     seeded = tmp_path / "seed1"
@@ -289,7 +295,7 @@ def test_huge_learning_rate_stops_at_once(backend, tmp_path, capsys):
 
 
 def poison_torch(batches, index):
-    """torch_impl.train.batches, with every image of the run's `index`-th batch (counted over epochs) NaN."""
+    """torch_impl.commands.batches, with every image of the run's `index`-th batch (counted over epochs) NaN."""
     seen = [0]
 
     def poisoned(*args, **kwargs):
@@ -301,7 +307,7 @@ def poison_torch(batches, index):
 
 
 def poison_keras(batches, index):
-    """keras_impl.train.batches, with every image of the run's `index`-th batch NaN."""
+    """keras_impl.commands.batches, with every image of the run's `index`-th batch NaN."""
 
     def poisoned(*args, **kwargs):
         dataset = batches(*args, **kwargs).enumerate()
@@ -316,7 +322,7 @@ POISON = {"torch": poison_torch, "keras": poison_keras}
 def test_nan_in_epoch_two_keeps_epoch_one(backend, tmp_path, capsys, monkeypatch):
     """NaN data in the third batch of epoch 2: the run stops there with exit 1 and one line naming the batch and
     the kept checkpoint, which loads, holds epoch 1 and only finite numbers; nothing of epoch 2 is written."""
-    module = BACKENDS[backend]
+    module = COMMANDS[backend]
     monkeypatch.setattr(module, "batches", POISON[backend](module.batches, STEPS + 2))
     run = tmp_path / "run"
     assert train(backend, run, epochs=3) == 1
@@ -339,7 +345,7 @@ def poison_weights(backend: str, trainer) -> None:
 def test_weights_broken_by_the_last_step_are_not_saved(backend, tmp_path, capsys, monkeypatch):
     """Weights that turn NaN in an epoch's last update, while every logged loss was still finite: the epoch's end
     notices, writes nothing, exits 1, and keeps the checkpoint of the epoch before."""
-    module = BACKENDS[backend]
+    module = COMMANDS[backend]
     on_epoch_end = module.RunOutputs.on_epoch_end
 
     def breaking(self, epoch, logs=None):
@@ -374,7 +380,7 @@ def rewrite_meta(backend: str, path: Path, change) -> None:
 
 def case_resume_other_backend_folder(backend, own, other, tmp):
     run = shutil.copytree(other, tmp / "run")
-    theirs, name = checkpoint(other_backend(backend), run), BACKENDS[backend].CHECKPOINT
+    theirs, name = checkpoint(other_backend(backend), run), CHECKPOINTS[backend].CHECKPOINT
     return ["train", "dcgan", *TINY, "--resume", "--out", str(run)], run, [
         f"holds a run of the {other_backend(backend)} backend", f"gan-{other_backend(backend)} train --resume",
         f"`gan-parity convert {theirs} --to {backend} --out {run / name}`"]
@@ -410,7 +416,7 @@ def case_sample_other_backend_folder(backend, own, other, tmp):
     return ["sample", "dcgan", "--checkpoint", str(other), "--out", str(tmp / "x.png")], other, [
         f"{theirs} is a checkpoint of the {other_backend(backend)} backend, not {backend}",
         f"use gan-{other_backend(backend)} sample",
-        f"`gan-parity convert {theirs} --to {backend} --out {other / BACKENDS[backend].CHECKPOINT}`"]
+        f"`gan-parity convert {theirs} --to {backend} --out {other / CHECKPOINTS[backend].CHECKPOINT}`"]
 
 
 def case_sample_other_backend_file(backend, own, other, tmp):
@@ -481,7 +487,7 @@ def test_unwritable_output_folder(backend, where, tmp_path, capsys, monkeypatch)
 def test_disk_full_before_training(backend, trained, tmp_path, capsys, monkeypatch):
     """Less free space than the run will write: exit 2 before the first step, one line with both sizes, nothing
     created. The estimate covers what a real run wrote, and stays modest for a small run."""
-    module, done = BACKENDS[backend], trained(backend)
+    module, done = CHECKPOINTS[backend], trained(backend)
     real = shutil.disk_usage
     monkeypatch.setattr(specs.runs.shutil, "disk_usage", lambda path: real(path)._replace(free=1_000_000))
     run = tmp_path / "run"
@@ -512,7 +518,7 @@ def test_disk_full_while_writing_a_checkpoint(backend, reference, tmp_path, caps
     """The disk fills up in the middle of epoch 2's checkpoint: exit 2, one line naming the file, the error and
     that the last checkpoint is intact; it is, byte for byte, no temp file is left, and --resume then finishes
     the run exactly as if nothing had happened."""
-    module = BACKENDS[backend]
+    module = CHECKPOINTS[backend]
     run = tmp_path / "run"
     writes, kept = [], {}
 

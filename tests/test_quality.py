@@ -16,15 +16,18 @@ import pytest
 import scipy.linalg
 import torch
 
-import torch_impl.evaluate as torch_evaluate
-import torch_impl.inception as inception
+import inception_fid
+import inception_fid.torchmetrics_fid as inception
+import torch_impl.checkpoint as torch_checkpoint
 import torch_impl.train as torch_train
 from parity import convert
 from specs import quality
 from specs.datasets import get_spec
+from specs.evaluate import generate_images
+from specs.runs import RunError
 
 # isort: split
-import keras_impl.evaluate as keras_evaluate  # after torch_impl: torch before TensorFlow
+import keras_impl.checkpoint as keras_checkpoint  # after torch_impl: torch before TensorFlow
 import keras_impl.train as keras_train
 import keras_impl.trainers as keras_trainers
 
@@ -180,12 +183,12 @@ def test_both_backends_score_the_same_generator_alike(cgan_runs):
     """The torch generator's weights copied into Keras: the same samples (to a rounding flip of one grey level),
     hence the same scores from the one classifier."""
     runs, cache = cgan_runs
-    torch_trainer, _, _ = torch_train.load_trained("cgan", runs["torch"])
+    torch_trainer, _, _ = torch_checkpoint.load_trained("cgan", runs["torch"])
     keras_trainer = keras_trainers.build_trainer("cgan", torch_trainer.config)
     convert.torch_to_keras(convert.trainer_table(torch_trainer, keras_trainer, ("generator",)))
     inputs = quality.eval_inputs(torch_trainer.config, 0, 200)
-    ours, theirs = torch_evaluate.generate_images(torch_trainer, inputs), keras_evaluate.generate_images(
-        keras_trainer, inputs)
+    ours = generate_images(torch_checkpoint.generate, torch_trainer, inputs)
+    theirs = generate_images(keras_checkpoint.generate, keras_trainer, inputs)
     assert np.abs(ours.astype(int) - theirs).max() <= 1 and np.mean(ours != theirs) < 1e-3
     data = get_spec("fake", image_size=16, cache_dir=str(cache)).load()
     classifier, _ = quality.load_classifier(data, get_spec("fake", image_size=16, cache_dir=str(cache)))
@@ -226,9 +229,18 @@ def test_eval_inception_flag_reaches_torchmetrics(cgan_runs, capsys, monkeypatch
         assert real.dtype == fake.dtype == np.uint8 and fake.shape == (60, 16, 16, 1)
         return stand_in(real, fake, feature=StandIn())
 
-    monkeypatch.setattr(inception, "frechet_inception_distance", with_stand_in)
+    monkeypatch.setattr(inception_fid, "frechet_inception_distance", with_stand_in)
     result = run_eval("keras", runs["keras"], cache, capsys, "--inception")
     assert result["samples_vs_real"]["inception_fid"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_fidelity") is not None, reason="would download the weights")
+def test_inception_runs_in_a_process_of_its_own_and_says_what_is_missing():
+    """The child process (inception_fid/torchmetrics_fid.py) runs, and without torch-fidelity says, in one line,
+    what to install; the calling process has loaded nothing for it."""
+    images = np.zeros((4, 16, 16, 1), np.uint8)
+    with pytest.raises(RunError, match=r"^--inception needs torch-fidelity: pip install 'gan-parity\[inception\]'"):
+        inception_fid.frechet_inception_distance(images, images)
 
 
 # ------------------------------------------------------------------------------------------------- Benchmarks

@@ -164,6 +164,7 @@ def test_cli_trains_one_epoch_on_fake(backend, tmp_path):
     assert header == "epoch,step,c_gp,c_loss,c_wass_loss,g_loss" and row.startswith("1,4,")
     assert (run / "samples" / "epoch_0001.png").is_file() and (run / ("checkpoint.pt" if backend == "torch"
                                                                        else "checkpoint.npz")).is_file()
+    assert (run / ("critic.pt" if backend == "torch" else "critic.weights.h5")).is_file()  # the network's own file
 
 
 def test_the_penalty_epsilon_moves_a_real_critic_by_round_off_only():

@@ -1,5 +1,4 @@
-"""PyTorch implementations of DCGAN, WGAN-GP and CGAN, with explicit training loops."""
+"""PyTorch implementations of DCGAN, WGAN-GP and CGAN, with explicit training loops.
 
-from specs.import_order import torch_first
-
-torch_first()
+This package imports torch and nothing of keras_impl, TensorFlow or Keras (tests/test_boundary.py).
+"""

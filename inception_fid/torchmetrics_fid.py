@@ -1,21 +1,23 @@
-"""The standard Inception FID, for uint8 samples of either backend: torchmetrics's FrechetInceptionDistance.
+"""The Inception FID through torchmetrics: the child process of inception_fid.frechet_inception_distance.
 
-`gan-torch eval --inception` and `gan-keras eval --inception` both call this (the metric exists as a torch library:
-torch-fidelity's port of the TensorFlow Inception graph; Keras samples reach it as the same uint8 arrays).
-It needs `pip install 'gan-parity[inception]'` (torchmetrics, torch-fidelity) and, the first time, internet access:
-torch-fidelity downloads the Inception weights (about 100 MB) into torch's hub cache. Images are given to it as
-uint8 (N, 3, H, W), grayscale repeated to three channels; the metric resizes them to 299x299 itself.
-Scores are comparable only between runs at the same image size and number of samples.
+`python -m inception_fid.torchmetrics_fid REAL.npy FAKE.npy [BATCH]` prints one JSON line, {"fid": x} or
+{"error": "..."}. Images are given to torchmetrics as uint8 (N, 3, H, W), grayscale repeated to three channels;
+the metric resizes them to 299x299 itself.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+
 import numpy as np
 import torch
 
-from specs.runs import RunError
+from inception_fid import INSTALL
 
-INSTALL = "pip install 'gan-parity[inception]' (torchmetrics and torch-fidelity)"
+
+class MetricError(Exception):
+    """The metric cannot run here; the message says what to install or do."""
 
 
 def inception_input(images: np.ndarray) -> torch.Tensor:
@@ -31,16 +33,31 @@ def frechet_inception_distance(real: np.ndarray, fake: np.ndarray, feature: int 
     try:
         from torchmetrics.image.fid import FrechetInceptionDistance
     except ImportError:
-        raise RunError(f"--inception needs torchmetrics: {INSTALL}") from None
+        raise MetricError(f"--inception needs torchmetrics: {INSTALL}") from None
     try:
         metric = FrechetInceptionDistance(feature=feature)
     except ModuleNotFoundError:
-        raise RunError(f"--inception needs torch-fidelity: {INSTALL}") from None
+        raise MetricError(f"--inception needs torch-fidelity: {INSTALL}") from None
     except (OSError, RuntimeError) as error:  # the weights could not be fetched
-        raise RunError(f"cannot load the Inception weights ({error}); the first --inception run needs internet "
-                       "access to download them") from None
+        raise MetricError(f"cannot load the Inception weights ({error}); the first --inception run needs internet "
+                          "access to download them") from None
     with torch.no_grad():
         for images, is_real in ((real, True), (fake, False)):
             for start in range(0, len(images), batch_size):
                 metric.update(inception_input(images[start : start + batch_size]), real=is_real)
         return float(metric.compute())
+
+
+def main(argv: list[str]) -> int:
+    real, fake = (np.load(path) for path in argv[:2])
+    batch_size = int(argv[2]) if len(argv) > 2 else 100
+    try:
+        answer = {"fid": frechet_inception_distance(real, fake, batch_size=batch_size)}
+    except MetricError as error:
+        answer = {"error": str(error)}
+    print(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
