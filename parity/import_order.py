@@ -13,7 +13,9 @@ import os
 
 def torch_first() -> None:
     """Import torch and torch._dynamo now, when torch is installed (a Keras-only installation skips this)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter stays out of the way
+    # TensorFlow's native log stays out of the way, as in gan-keras: 3 drops its error lines too, such as the
+    # "failed call to cuInit" that every process on a machine without a CUDA driver prints at its first operation.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         importlib.import_module("torch")
         importlib.import_module("torch._dynamo")
