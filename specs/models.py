@@ -55,6 +55,7 @@ class GANConfig:
         for name in ("latent_dim", "width", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        check_numbers(self)
 
     @property
     def num_blocks(self) -> int:
@@ -98,6 +99,8 @@ class DCGANConfig(GANConfig):
         super().__post_init__()
         if self.update_order not in UPDATE_ORDERS:
             raise ConfigError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
+        if self.label_noise < 0:
+            raise ConfigError(f"label_noise must not be negative, got {self.label_noise}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,9 @@ class WGANGPConfig(GANConfig):
                               f"got {self.alpha_distribution!r}")
         if self.critic_steps < 1:
             raise ConfigError(f"critic_steps must be positive, got {self.critic_steps}")
+        if self.gp_weight < 0 or self.gp_epsilon < 0:
+            raise ConfigError(f"gp_weight and gp_epsilon must not be negative, got {self.gp_weight} and "
+                              f"{self.gp_epsilon}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,23 @@ class CGANConfig(WGANGPConfig):
     @property
     def critic_input_channels(self) -> int:
         return self.channels + self.num_classes
+
+
+def check_numbers(config) -> None:
+    """ConfigError for a number no optimiser or layer takes: NaN or infinite, a learning rate that is not
+    positive, a decay outside [0, 1), a negative epsilon or width cap."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{field.name} must be a finite number, got {value}")
+    if config.learning_rate <= 0:
+        raise ConfigError(f"learning_rate must be positive, got {config.learning_rate}")
+    for name in ("beta_1", "beta_2", "bn_momentum"):
+        if not 0 <= getattr(config, name) < 1:
+            raise ConfigError(f"{name} must lie in [0, 1), got {getattr(config, name)}")
+    for name in ("adam_epsilon", "bn_epsilon", "max_width"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must not be negative, got {getattr(config, name)}")
 
 
 DCGAN_PRESETS = {
