@@ -59,7 +59,7 @@ class Conversions:
         """One line, or "" when nothing was changed that a user would want to know."""
         counts, parts = self.counts, []
         if counts["exif"]:
-            parts.append(f"{counts['exif']} turned upright by their EXIF orientation")
+            parts.append(f"{counts['exif']} turned upright as their EXIF orientation says")
         if counts["16-bit"]:
             parts.append(f"{counts['16-bit']} 16-bit scaled to 8 bits (x / 257, rounded)")
         modes = [f"{count} {MODE_NAMES.get(kind[5:], kind[5:])}" for kind, count in sorted(counts.items())
@@ -81,7 +81,7 @@ class Conversions:
             other_fits = " or ".join(f"--fit {name}" for name in FITS if name != fit)
             parts.append(f"{counts['far from square']} far from square (up to {self.widest[0]:.3g}:1, "
                          f"{self.widest[1]}) {how} ({other_fits} to change)")
-        return f"{', '.join(parts)} (of {total} images)" if parts else ""
+        return f"{total} images: " + "; ".join(parts) if parts else ""
 
 
 def to_pixels(image: Image.Image, image_size: int, channels: int, alpha: str = "white", fit: str = "stretch",

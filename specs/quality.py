@@ -13,8 +13,8 @@ The same code and the same weights score samples of either backend, as uint8 ima
   (Binkowski et al. 2018, as torch-fidelity and torchmetrics compute it); mean and standard deviation over subsets.
   A subset holds min(1000, half of each set) samples, so that on small sets the subsets still differ.
 - For a conditional model: the classifier's accuracy on samples of each requested class, shown only when the
-  classifier itself is clearly better than chance on the held-out images (`Classifier.trusted`); otherwise eval
-  says why it shows none.
+  classifier itself is clearly better than chance on the held-out images (`Classifier.trusted`: 5 points above
+  the commonest class's share, and a binomial p-value below 0.01); otherwise eval says why it shows none.
 - Two classes: scikit-learn's network then has one logistic output (the logit of the second class), not one output
   per class; `predict` reads it as such (reading it as a row of per-class logits made every prediction the first
   class, and the held-out accuracy that class's share).
@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -41,7 +42,8 @@ from specs.runs import RunError, SampleInputs, fixed_noise
 CLASSIFIER = {"hidden": (256, 128), "alpha": 1e-3, "batch_size": 128, "max_iter": 200, "random_state": 0,
               "held_out": 0.2, "max_train": 10_000, "max_side": 32, "version": 3}
 MIN_SAMPLES = 4  # KID's unbiased estimate needs subsets of 2 from each of two sets, each subset at most half its set
-ABOVE_CHANCE = 0.05  # the classifier is trusted when its held-out accuracy beats chance by this, and by 3 std errors
+ABOVE_CHANCE = 0.05  # the classifier is trusted when its held-out accuracy beats chance by this much,
+CHANCE_P = 0.01  # and a guess right with chance's probability reaches it on that many images less often than this
 MAX_REAL = 10_000  # real images the samples are compared with (a seeded subset of a larger data set)
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # torch-fidelity's and torchmetrics's defaults
 
@@ -101,10 +103,11 @@ class Classifier:
 
     @property
     def trusted(self) -> bool:
-        """Whether the held-out accuracy is clearly above chance: by ABOVE_CHANCE and by three standard errors of
-        a chance-level accuracy on that many images."""
-        noise = 3 * np.sqrt(self.chance * (1 - self.chance) / max(self.held_out, 1))
-        return bool(self.accuracy > self.chance + max(ABOVE_CHANCE, noise))
+        """Whether the held-out accuracy is clearly above chance: by ABOVE_CHANCE, and unlikely (CHANCE_P) to be
+        reached on that many images by a guess right with the probability `chance`."""
+        hits = int(round(self.accuracy * self.held_out))
+        margin = self.accuracy > self.chance + ABOVE_CHANCE
+        return bool(margin and binomial_tail(hits, self.held_out, self.chance) < CHANCE_P)
 
     def activations(self, images: np.ndarray, chunk: int = 1000) -> np.ndarray:
         """The last hidden layer's ReLU outputs, float64 (N, 128)."""
@@ -126,6 +129,18 @@ class Classifier:
         if logits.shape[1] == 1:  # two classes: one logistic output, the logit of classes[1]
             return self.classes[(logits[:, 0] > 0).astype(np.int64)]
         return self.classes[np.argmax(logits, axis=1)]
+
+
+def binomial_tail(hits: int, trials: int, p: float) -> float:
+    """P(X >= hits) for X ~ Binomial(trials, p), summed in logs (no overflow for thousands of trials)."""
+    if hits <= 0:
+        return 1.0
+    if p <= 0 or p >= 1:
+        return float(p >= 1)
+    log_terms = [math.lgamma(trials + 1) - math.lgamma(k + 1) - math.lgamma(trials - k + 1) + k * math.log(p)
+                 + (trials - k) * math.log1p(-p) for k in range(hits, trials + 1)]
+    top = max(log_terms)
+    return float(math.exp(top) * sum(math.exp(term - top) for term in log_terms))
 
 
 def flat_inputs(images: np.ndarray, pool: int) -> np.ndarray:

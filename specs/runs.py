@@ -164,7 +164,7 @@ def report_data(spec: DatasetSpec, data: Cached) -> None:
     """The lines a run starts with: what data it found, and what decoding changed (when anything was)."""
     log.info("data: %s", spec.describe(data))
     if data.note:
-        log.warning("note: %s: %s", spec.name, data.note)
+        log.warning("note: %s, %s", spec.name, data.note)
 
 
 def data_changes(old: dict, new: dict) -> str:
