@@ -66,10 +66,25 @@ def finite_float(text: str) -> float:
 
 
 def whole_number(text: str) -> int:
-    """An integer written in decimal digits, with an optional sign (argparse's int also takes '1_000')."""
+    """An integer written in decimal digits, with an optional sign (argparse's int also takes '1_000'), that fits
+    in 32 bits, as the frameworks' shapes must."""
     if not re.fullmatch(r"\s*[-+]?\d+\s*", text):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if abs(int(text)) >= 2**31:
+        raise argparse.ArgumentTypeError(f"expected a whole number below 2**31, got {text!r}")
     return int(text)
+
+
+def count_up_to(limit: int) -> Callable[[str], int]:
+    """A positive whole number of at most `limit` (samples: a grid, or what eval scores)."""
+
+    def count(text: str) -> int:
+        value = positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected at most {limit:,}, got {text!r}")
+        return value
+
+    return count
 
 
 def field_comments(config_class: type) -> dict[str, str]:
@@ -94,6 +109,8 @@ def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
                            help=comments.get(field.name, "").replace("%", "%%"))
 
 
+MAX_GRID = 10_000  # sample --num: one picture of that many images
+MAX_SCORED = 1_000_000  # eval --num: twenty times the usual 50,000 of an Inception FID
 DATA_PARALLEL = {  # the train --help epilog: how each backend trains on several processes, devices or machines
     "torch": "Several processes (one machine or several): torchrun --nproc_per_node N [--nnodes M --node_rank R "
              "--master_addr HOST --master_port PORT] -m torch_impl train MODEL ...; --batch-size is the global "
@@ -148,15 +165,17 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     sample.add_argument("--out", default="samples.png",
                         help="picture to write; its extension names the format: .png (default samples.png), .jpg, "
                              ".jpeg, .webp")
-    sample.add_argument("--num", type=positive_int, default=64, help="number of images (default 64)")
+    sample.add_argument("--num", type=count_up_to(MAX_GRID), default=64,
+                        help=f"number of images (default 64, at most {MAX_GRID:,})")
     sample.add_argument("--seed", type=seed_number, default=0, help="seeds the noise")
     sample.add_argument("--label", default=None, help="cgan: draw only this class (its index or its name)")
     evaluate = commands.add_parser("eval", help="score a checkpoint's samples: FID, KID (specs/quality.py)",
                                    parents=common)
     evaluate.add_argument("model", choices=list(PRESETS))
     evaluate.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
-    evaluate.add_argument("--num", type=positive_int, default=1000,
-                          help=f"samples to score (default 1000; at least {EvalRequest.MIN_NUM})")
+    evaluate.add_argument("--num", type=count_up_to(MAX_SCORED), default=1000,
+                          help=f"samples to score (default 1000; at least {EvalRequest.MIN_NUM}, at most "
+                               f"{MAX_SCORED:,})")
     evaluate.add_argument("--seed", type=seed_number, default=0, help="seeds the noise")
     evaluate.add_argument("--dataset", default=None, help="real data to compare with (default: the checkpoint's)")
     evaluate.add_argument("--data-dir", default=None, help="root of the raw data (default: the checkpoint's)")
@@ -214,6 +233,19 @@ def resolve_train(args: argparse.Namespace, backend: str) -> tuple[object, Datas
     return config, spec, out
 
 
+def export_out(args: argparse.Namespace, backend: str) -> Path:
+    """The file `export` writes; RunError for a folder or a name whose extension is not the format's (Keras's
+    writer insists on .keras, and a name should say what the file holds)."""
+    out = Path(args.out or EXPORTS[backend][args.format])
+    suffix = Path(EXPORTS[backend][args.format]).suffix
+    if out.is_dir():
+        raise RunError(f"--out {out} is a folder; name a file in it, e.g. {out / EXPORTS[backend][args.format]}")
+    if out.suffix.lower() != suffix:
+        others = ", ".join(f"--format {name} writes {Path(file).suffix}" for name, file in EXPORTS[backend].items())
+        raise RunError(f"--out {out}: a {args.format} export is a {suffix} file; name it so ({others})")
+    return out
+
+
 def missing_framework(error: ImportError, backend: str) -> str | None:
     """The one line for an ImportError of a package that the backend's extra installs; None for any other."""
     package = (error.name or "").split(".")[0]
@@ -238,6 +270,8 @@ def main(argv: list[str] | None, backend: str, load_backend: Callable[[bool], tu
     try:
         if args.command == "train":
             config, spec, out = resolve_train(args, backend)
+        if args.command == "export":
+            export_out(args, backend)  # a wrong name is refused before the framework loads
         try:
             commands, checkpoint = load_backend(args.verbose)
         except ImportError as error:
@@ -258,8 +292,7 @@ def main(argv: list[str] | None, backend: str, load_backend: Callable[[bool], tu
                                   as_json=args.json, alpha=args.alpha, fit=args.fit)
             return evaluate(args.model, Path(args.checkpoint), request, checkpoint)
         if args.command == "export":
-            out = Path(args.out or EXPORTS[backend][args.format])
-            return commands.export(args.model, Path(args.checkpoint), out, args.format)
+            return commands.export(args.model, Path(args.checkpoint), export_out(args, backend), args.format)
         return commands.sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed,
                                label=args.label)
     except (DataError, RunError, ConfigError) as error:

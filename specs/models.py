@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 UPDATE_ORDERS = ("simultaneous", "alternating")
+MAX_CRITIC_STEPS = 100  # the paper takes 5; the book 3
 ALPHA_DISTRIBUTIONS = ("uniform", "normal")
 
 
@@ -121,8 +122,9 @@ class WGANGPConfig(GANConfig):
         if self.alpha_distribution not in ALPHA_DISTRIBUTIONS:
             raise ConfigError(f"alpha_distribution must be one of {ALPHA_DISTRIBUTIONS}, "
                               f"got {self.alpha_distribution!r}")
-        if self.critic_steps < 1:
-            raise ConfigError(f"critic_steps must be positive, got {self.critic_steps}")
+        if not 1 <= self.critic_steps <= MAX_CRITIC_STEPS:
+            raise ConfigError(f"critic_steps must lie in 1..{MAX_CRITIC_STEPS} (Keras unrolls them in its compiled "
+                              f"train step), got {self.critic_steps}")
         if self.gp_weight < 0 or self.gp_epsilon < 0:
             raise ConfigError(f"gp_weight and gp_epsilon must not be negative, got {self.gp_weight} and "
                               f"{self.gp_epsilon}")
@@ -155,7 +157,7 @@ class CGANConfig(WGANGPConfig):
 
 def check_numbers(config) -> None:
     """ConfigError for a number no optimiser or layer takes: NaN or infinite, a learning rate that is not
-    positive, a decay outside [0, 1), a negative epsilon or width cap."""
+    positive, a decay outside [0, 1), a negative epsilon, slope or width cap."""
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -165,8 +167,8 @@ def check_numbers(config) -> None:
     for name in ("beta_1", "beta_2", "bn_momentum"):
         if not 0 <= getattr(config, name) < 1:
             raise ConfigError(f"{name} must lie in [0, 1), got {getattr(config, name)}")
-    for name in ("adam_epsilon", "bn_epsilon", "max_width"):
-        if getattr(config, name) < 0:
+    for name in ("adam_epsilon", "bn_epsilon", "max_width", "leaky_slope", "second_slope"):
+        if getattr(config, name, 0) < 0:  # Keras's LeakyReLU takes no negative slope
             raise ConfigError(f"{name} must not be negative, got {getattr(config, name)}")
 
 

@@ -111,6 +111,26 @@ def sample_request(meta: dict, config, num: int, seed: int, label: str | None) -
     return sample_inputs(config, seed, num, label)
 
 
+@contextlib.contextmanager
+def building(config):
+    """Around building a trainer from a valid configuration: what fails there is the networks' size (an allocation
+    the machine cannot make, a shape the framework cannot hold), which becomes a RunError saying so."""
+    try:
+        yield
+    except (MemoryError, RuntimeError, ValueError, TypeError, OverflowError) as error:
+        raise too_big(config, error) from None
+    except Exception as error:
+        if type(error).__name__ not in ("ResourceExhaustedError", "OutOfMemoryError"):  # TensorFlow's, torch's
+            raise
+        raise too_big(config, error) from None
+
+
+def too_big(config, error: Exception) -> RunError:
+    sizes = f"width {config.width}, latent_dim {config.latent_dim}, image_size {config.image_size}"
+    return RunError(f"cannot build networks of this size ({sizes}): {short(str(error).splitlines()[0], 120)}; "
+                    "lower --width, --latent-dim or --image-size")
+
+
 def check_picture_out(out: Path) -> None:
     """Before `sample` generates anything: RunError unless `out` names a file it can write in a format it knows
     (by its extension) and that is a plain file or nothing yet (never a folder, a device or a pipe)."""

@@ -22,6 +22,7 @@ from specs.runs import (
     RunError,
     SampleInputs,
     all_finite,
+    building,
     check_picture_out,
     check_resumable,
     checkpoint_meta,
@@ -116,7 +117,8 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     config = conditioned_on(config, data.num_classes)
     data_info = data_record(spec, data)
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
-    trainer = build_trainer(model, config, seed)
+    with building(config):  # a configuration too big for this machine: one line
+        trainer = build_trainer(model, config, seed)
     synchronize(trainer)
     first_epoch = 0
     if resume:
