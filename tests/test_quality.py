@@ -277,6 +277,24 @@ def test_eval_of_the_wrong_model_is_one_line(backend, cgan_runs, capsys):
                                                "`eval cgan --checkpoint ...`")
 
 
+def test_gan_parity_quality_scores_runs_of_both_backends_as_eval_does(cgan_runs, capsys):
+    """One table: each run's FID and KID as its backend's eval gives them, and the real-vs-real floor once."""
+    import parity.__main__ as parity_main
+
+    runs, cache = cgan_runs
+    argv = ["quality", str(runs["torch"]), str(runs["keras"]), "--num", "60", "--cache-dir", str(cache)]
+    assert parity_main.main(argv) == 0
+    table = capsys.readouterr().out
+    expected = [run_eval(backend, runs[backend], cache, capsys)["samples_vs_real"]["fid"] for backend in BACKENDS]
+    rows = [line for line in table.splitlines() if line.startswith(f"| {runs['torch'].parent}")]
+    assert [row.split(" | ")[2] for row in rows] == ["torch", "keras"]
+    assert [float(row.split(" | ")[4]) for row in rows] == [round(fid, 2) for fid in expected]
+    assert all("not shown: classifier at chance" in row for row in rows)  # fake's labels are random
+    assert table.count("| real vs real: two halves of fake (128 images each) |") == 1
+    assert parity_main.main(["quality", str(cache / "nothing")]) == 2
+    assert "no checkpoint of either backend at" in capsys.readouterr().err
+
+
 def test_both_backends_score_the_same_generator_alike(cgan_runs):
     """The torch generator's weights copied into Keras: the same samples (to a rounding flip of one grey level),
     hence the same scores from the one classifier."""
