@@ -268,3 +268,16 @@ def test_training_starts_by_saying_what_data_it_found(backend, tmp_path, capsys)
     err = capsys.readouterr().err
     assert f"gan-{backend}: data: folder {folder}: 32 images, 2 classes from the names of the top-level folders " \
            "(nested folders: each image belongs to the top-level folder it lies under): circle 20, square 12" in err
+
+
+def test_ctrl_c_outside_training_is_one_line(trained, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while sample loads or writes: exit 130, one line, no traceback, no file (tests/test_faults.py sends a
+    real SIGINT to training)."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch_commands.checkpoint, "load_trained", interrupted)
+    out = tmp_path / "grid.png"
+    assert torch_train.main(["sample", "dcgan", "--checkpoint", str(trained("torch")), "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == "gan-torch: interrupted; nothing was written"
+    assert not out.exists()
