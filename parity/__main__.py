@@ -7,7 +7,8 @@
   sidebyside MODEL  the torch and Keras sources of a model as one HTML page (parity/sidebyside.py)
   drift MODEL       how far the two backends' weights part over a long run from one start (parity/drift.py)
   compare T K       check your own port: where a torch and a Keras network diverge, and why (parity/compare.py)
-Each of the last five lives in its own module, which adds its parser with `register(commands)`.
+  quality RUN...    runs of either backend scored side by side: FID, KID, class accuracy (parity/quality.py)
+Each of the last six lives in its own module, which adds its parser with `register(commands)`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ except ImportError as error:  # the parity layer runs both backends: both framew
 else:
     MISSING = None
 
-SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift", "parity.compare")
+SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift", "parity.compare",
+                      "parity.quality")
 
 
 def check_variants(model: str, presets: list[str], orders: list[str]):

@@ -9,7 +9,7 @@ Every field of the model's configuration (specs/models.py) is a flag of the same
 `--update-order`, ...) that overrides the preset. Every command takes --quiet and --verbose (specs/logs.py).
 A user mistake prints one line and exits with status 2. The arguments are parsed before the backend is imported
 (`load_backend`), so `--help` and a mistyped flag need no framework, and a missing framework is one line naming
-the extra that installs it.
+the extra that installs it. Ctrl-C prints where training stopped and the command that continues it (status 130).
 """
 
 from __future__ import annotations
@@ -18,15 +18,19 @@ import argparse
 import dataclasses
 import inspect
 import logging
+import math
 import re
+import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from specs import logs
 from specs.datasets import DATASETS, DataError, DatasetSpec
+from specs.images import ALPHA, FITS
 from specs.models import PRESETS, ConfigError, get_config
 from specs.quality import EvalRequest
-from specs.runs import RunError
+from specs.runs import Interrupted, RunError
 
 log = logging.getLogger(__name__)
 FRAMEWORKS = {"torch": ("torch", "tensorboard"), "keras": ("tensorflow", "keras")}  # what each extra installs
@@ -50,6 +54,39 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def finite_float(text: str) -> float:
+    """A number that is neither NaN nor infinite (1e-4, 0.5, 2e-4)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """An integer written in decimal digits, with an optional sign (argparse's int also takes '1_000'), that fits
+    in 32 bits, as the frameworks' shapes must."""
+    if not re.fullmatch(r"\s*[-+]?\d+\s*", text):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if abs(int(text)) >= 2**31:
+        raise argparse.ArgumentTypeError(f"expected a whole number below 2**31, got {text!r}")
+    return int(text)
+
+
+def count_up_to(limit: int) -> Callable[[str], int]:
+    """A positive whole number of at most `limit` (samples: a grid, or what eval scores)."""
+
+    def count(text: str) -> int:
+        value = positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected at most {limit:,}, got {text!r}")
+        return value
+
+    return count
+
+
 def field_comments(config_class: type) -> dict[str, str]:
     """The comment after each field of a configuration dataclass (specs/models.py), to serve as its --help."""
     comments: dict[str, str] = {}
@@ -67,11 +104,13 @@ def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
     comments = field_comments(config_class)
     group = parser.add_argument_group("configuration (overrides the preset; see specs/models.py)")
     for field in dataclasses.fields(config_class):
-        kind = parse_bool if field.type in (bool, "bool") else type(field.default)
+        kind = {bool: parse_bool, float: finite_float, int: whole_number}.get(type(field.default), str)
         group.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None, metavar=field.name.upper(),
                            help=comments.get(field.name, "").replace("%", "%%"))
 
 
+MAX_GRID = 10_000  # sample --num: one picture of that many images
+MAX_SCORED = 1_000_000  # eval --num: twenty times the usual 50,000 of an Inception FID
 DATA_PARALLEL = {  # the train --help epilog: how each backend trains on several processes, devices or machines
     "torch": "Several processes (one machine or several): torchrun --nproc_per_node N [--nnodes M --node_rank R "
              "--master_addr HOST --master_port PORT] -m torch_impl train MODEL ...; --batch-size is the global "
@@ -105,8 +144,9 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
         sub.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
         sub.add_argument("--download", action="store_true", help="mnist, fashion_mnist: fetch missing IDX files")
         sub.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
+        add_decoding_flags(sub, default=True)
         sub.add_argument("--preset", default="digits", help=f"one of: {', '.join(PRESETS[model])} (default digits)")
-        sub.add_argument("--seed", type=int, default=0, help="seeds weights, noise and batch order")
+        sub.add_argument("--seed", type=seed_number, default=0, help="seeds weights, noise and batch order")
         sub.add_argument("--out", default=None, help=f"run folder (default runs/{backend}/{model}/DATASET)")
         sub.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         sub.add_argument("--keep-checkpoints", type=positive_int, default=1, metavar="N",
@@ -122,20 +162,27 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
                                  parents=common)
     sample.add_argument("model", choices=list(PRESETS))
     sample.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
-    sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
-    sample.add_argument("--num", type=positive_int, default=64, help="number of images (default 64)")
-    sample.add_argument("--seed", type=int, default=0, help="seeds the noise")
+    sample.add_argument("--out", default="samples.png",
+                        help="picture to write; its extension names the format: .png (default samples.png), .jpg, "
+                             ".jpeg, .webp")
+    sample.add_argument("--num", type=count_up_to(MAX_GRID), default=64,
+                        help=f"number of images (default 64, at most {MAX_GRID:,})")
+    sample.add_argument("--seed", type=seed_number, default=0, help="seeds the noise")
     sample.add_argument("--label", default=None, help="cgan: draw only this class (its index or its name)")
     evaluate = commands.add_parser("eval", help="score a checkpoint's samples: FID, KID (specs/quality.py)",
                                    parents=common)
     evaluate.add_argument("model", choices=list(PRESETS))
     evaluate.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
-    evaluate.add_argument("--num", type=positive_int, default=1000, help="samples to score (default 1000)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seeds the noise")
+    evaluate.add_argument("--num", type=count_up_to(MAX_SCORED), default=1000,
+                          help=f"samples to score (default 1000; at least {EvalRequest.MIN_NUM}, at most "
+                               f"{MAX_SCORED:,})")
+    evaluate.add_argument("--seed", type=seed_number, default=0, help="seeds the noise")
     evaluate.add_argument("--dataset", default=None, help="real data to compare with (default: the checkpoint's)")
-    evaluate.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist, ...)")
-    evaluate.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
+    evaluate.add_argument("--data-dir", default=None, help="root of the raw data (default: the checkpoint's)")
+    evaluate.add_argument("--attribute", default=None, help="celeba: the attribute used as label (default: the "
+                                                             "checkpoint's)")
     evaluate.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
+    add_decoding_flags(evaluate, default=False)
     evaluate.add_argument("--inception", action="store_true", help="also the Inception FID (needs [inception])")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     formats = EXPORTS[backend]
@@ -154,6 +201,24 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     return parser
 
 
+def seed_number(text: str) -> int:
+    """A seed: a whole number from 0 to 2**63 - 1 (numpy's and torch's generators take no other)."""
+    value = whole_number(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {text!r}")
+    return value
+
+
+def add_decoding_flags(parser: argparse.ArgumentParser, default: bool) -> None:
+    """--alpha and --fit: how pictures are read (specs/images.py); eval's default is what the run was trained on."""
+    parser.add_argument("--alpha", choices=ALPHA, default="white" if default else None,
+                        help="transparent pixels: composited on white (default) or black, or refused"
+                             + ("" if default else " (default: the checkpoint's)"))
+    parser.add_argument("--fit", choices=FITS, default="stretch" if default else None,
+                        help="pictures that are not square: stretched (default), centre-cropped or padded with "
+                             "black" + ("" if default else " (default: the checkpoint's)"))
+
+
 def resolve_train(args: argparse.Namespace, backend: str) -> tuple[object, DatasetSpec, Path]:
     """The configuration, data set and run folder that the arguments ask for."""
     config_class = type(next(iter(PRESETS[args.model].values())))
@@ -162,9 +227,23 @@ def resolve_train(args: argparse.Namespace, backend: str) -> tuple[object, Datas
     spec = DatasetSpec(
         name=args.dataset, path=args.data_dir, image_size=config.image_size, channels=config.channels,
         attribute=args.attribute, seed=args.seed, cache_dir=args.cache_dir, download=args.download,
+        alpha=args.alpha, fit=args.fit,
     )
     out = Path(args.out or f"runs/{backend}/{args.model}/{args.dataset}")
     return config, spec, out
+
+
+def export_out(args: argparse.Namespace, backend: str) -> Path:
+    """The file `export` writes; RunError for a folder or a name whose extension is not the format's (Keras's
+    writer insists on .keras, and a name should say what the file holds)."""
+    out = Path(args.out or EXPORTS[backend][args.format])
+    suffix = Path(EXPORTS[backend][args.format]).suffix
+    if out.is_dir():
+        raise RunError(f"--out {out} is a folder; name a file in it, e.g. {out / EXPORTS[backend][args.format]}")
+    if out.suffix.lower() != suffix:
+        others = ", ".join(f"--format {name} writes {Path(file).suffix}" for name, file in EXPORTS[backend].items())
+        raise RunError(f"--out {out}: a {args.format} export is a {suffix} file; name it so ({others})")
+    return out
 
 
 def missing_framework(error: ImportError, backend: str) -> str | None:
@@ -175,15 +254,24 @@ def missing_framework(error: ImportError, backend: str) -> str | None:
     return f"gan-{backend} needs {package}, which is not installed here: pip install 'gan-parity[{backend}]'"
 
 
+def continue_command(prog: str, argv: list[str], resume: bool) -> str:
+    """The command line that continues an interrupted run: the same words, with --resume where a checkpoint is."""
+    words = [word for word in argv if word != "--resume"]
+    return shlex.join([prog, *words, *(["--resume"] if resume else [])])
+
+
 def main(argv: list[str] | None, backend: str, load_backend: Callable[[bool], tuple]) -> int:
     """Parse, then import the backend (`load_backend(verbose)` -> its commands and checkpoint modules) and run the
-    command; a user mistake or a missing framework becomes one line and status 2."""
+    command; a user mistake or a missing framework becomes one line and status 2, Ctrl-C one line and 130."""
     prog = f"gan-{backend}"
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog, backend).parse_args(argv)
     logs.setup(prog, quiet=args.quiet, verbose=args.verbose)
     try:
         if args.command == "train":
             config, spec, out = resolve_train(args, backend)
+        if args.command == "export":
+            export_out(args, backend)  # a wrong name is refused before the framework loads
         try:
             commands, checkpoint = load_backend(args.verbose)
         except ImportError as error:
@@ -201,13 +289,28 @@ def main(argv: list[str] | None, backend: str, load_backend: Callable[[bool], tu
 
             request = EvalRequest(num=args.num, seed=args.seed, dataset=args.dataset, data_dir=args.data_dir,
                                   attribute=args.attribute, cache_dir=args.cache_dir, inception=args.inception,
-                                  as_json=args.json)
+                                  as_json=args.json, alpha=args.alpha, fit=args.fit)
             return evaluate(args.model, Path(args.checkpoint), request, checkpoint)
         if args.command == "export":
-            out = Path(args.out or EXPORTS[backend][args.format])
-            return commands.export(args.model, Path(args.checkpoint), out, args.format)
+            return commands.export(args.model, Path(args.checkpoint), export_out(args, backend), args.format)
         return commands.sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed,
                                label=args.label)
     except (DataError, RunError, ConfigError) as error:
         log.error("error: %s", error)
         return 2
+    except Interrupted as stopped:
+        end_progress_line(args.quiet)
+        again = continue_command(prog, argv, resume=stopped.checkpoint_epoch > 0)
+        log.error("%s; %s with: %s", stopped, "continue" if stopped.checkpoint_epoch else "start again", again)
+        return 130
+    except KeyboardInterrupt:
+        end_progress_line(args.quiet)
+        log.error("interrupted; nothing was written")
+        return 130
+
+
+def end_progress_line(quiet: bool) -> None:
+    """A progress bar cut short by Ctrl-C ends without a newline: give it one, so the message has its own line."""
+    if not quiet:
+        sys.stderr.write("\n")
+        sys.stderr.flush()

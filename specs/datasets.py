@@ -1,11 +1,16 @@
 """Data sets: every source read once into one uint8 cache, and the seeded order of its batches.
 
 - One format for every source: images uint8 (N, H, W, C) and labels int64 (N,), held in a `Cached`.
-- One resampling routine (`specs.images.to_pixels`: PIL, bilinear) makes every picture S x S, once.
+- One decoding and resampling routine (`specs.images.to_pixels`) makes every picture S x S, once: EXIF
+  orientation, 16-bit, palette, CMYK and transparency handled (`alpha`), fitted to a square (`fit`); what it
+  changed is reported in one line per data set (`Cached.note`), and how the labels were derived in `labels_from`.
 - Sources: digits (scikit-learn's 1,797 8x8 digits, offline), folder (any tree of images), celeba (labels
   joined by image_id), mnist and fashion_mnist (IDX files, downloaded only on request), fake (for dry runs).
-- The cache is one .npz per source, size, channels (and attribute) and sha256 fingerprint of the raw files,
-  written atomically: a changed source gets a new cache, an interrupted build leaves nothing behind.
+- The cache is one .npz per source, size, channels (and attribute, alpha, fit) and sha256 fingerprint of the raw
+  files (every file's relative path, size and mtime), written atomically: a changed source gets a new cache, an
+  interrupted build leaves nothing behind.
+- `Cached.identity`: the image count and a sha256 of the pixels and labels, per class: what a checkpoint remembers
+  of its data, so that a resume on changed data is refused with what changed.
 - Batch order is `default_rng([seed, epoch]).permutation(N)` cut into full batches: same seed, same batches.
 - Scaling to [-1, 1] is `(x - 127.5) / 127.5` in float32: the same two IEEE operations in numpy, torch and TF.
 - A user mistake raises `DataError` with a message that says what to do; CLIs print it and exit with status 2.
@@ -14,10 +19,12 @@
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import hashlib
 import http.client
 import json
+import logging
 import os
 import struct
 import urllib.request
@@ -32,7 +39,7 @@ import PIL
 from PIL import Image
 from tqdm import tqdm
 
-from specs.images import to_pixels, write_atomically
+from specs.images import ALPHA, FITS, Conversions, PictureError, to_pixels, write_atomically
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 LEGO_URL = "https://www.kaggle.com/datasets/joosthazelzet/lego-brick-images"
@@ -60,8 +67,10 @@ IDX_CLASS_NAMES = {
     ),
 }
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-CACHE_FORMAT = 1  # bump when the cache layout or the reading of a source changes
-PROGRESS_FROM = 1000  # show a progress bar when building a cache of more images than this
+CACHE_FORMAT = 2  # bump when the cache layout or the reading of a source changes
+PROGRESS_FROM = 1000  # show a progress bar when building a cache of more images than this (not with --quiet)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # the errors that freeing space cures
+log = logging.getLogger(__name__)
 
 
 class DataError(Exception):
@@ -76,6 +85,9 @@ class Cached:
     labels: np.ndarray  # int64 (N,), class index 0..num_classes-1
     num_classes: int  # number of classes (1 for a folder without class subfolders)
     class_names: tuple[str, ...]  # name of each class, indexed by label
+    labels_from: str = ""  # how the labels were derived, e.g. "the names of the top-level folders"
+    note: str = ""  # what decoding changed (specs.images.Conversions.note), "" when nothing worth a word
+    identity: dict | None = None  # image count and digests of pixels and labels (data_identity); computed if None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -84,6 +96,24 @@ class Cached:
             raise ValueError(f"labels must be int64 (N,): {self.labels.dtype} {self.labels.shape}")
         if self.num_classes != len(self.class_names):
             raise ValueError(f"{self.num_classes} classes but {len(self.class_names)} class names")
+        if self.identity is None:
+            object.__setattr__(self, "identity", data_identity(self.images, self.labels, self.class_names))
+
+    def class_counts(self) -> list[int]:
+        return np.bincount(self.labels, minlength=self.num_classes).tolist()
+
+
+def data_identity(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> dict:
+    """{"images": N, "digest": sha256 of it all, "classes": {name: [count, sha256 of its images in order]}}:
+    what a checkpoint remembers of its data (digests cut to 16 hex digits)."""
+    hashers = [hashlib.sha256() for _ in class_names]
+    for image, label in zip(images, labels):
+        hashers[label].update(np.ascontiguousarray(image).data)
+    counts = np.bincount(labels, minlength=len(class_names)).tolist()
+    classes = {name: [count, hasher.hexdigest()[:16]] for name, count, hasher in zip(class_names, counts, hashers)}
+    digest = hashlib.sha256(json.dumps([list(images.shape[1:]), classes]).encode())
+    digest.update(np.ascontiguousarray(labels).data)  # the order of the classes among the images
+    return {"images": int(len(images)), "digest": digest.hexdigest()[:16], "classes": classes}
 
 
 @dataclass(frozen=True)
@@ -99,6 +129,8 @@ class DatasetSpec:
     cache_dir: str | None = None  # where caches live (None: $GAN_PARITY_CACHE, else the user cache folder)
     download: bool = False  # mnist / fashion_mnist only: fetch the IDX files when they are missing
     fake_size: int = 256  # fake only: number of random examples
+    alpha: str = "white"  # transparent pixels composited on "white" or "black", or "refuse"d (specs/images.py)
+    fit: str = "stretch"  # pictures that are not square: "stretch", "crop" (the centre square) or "pad" (black)
 
     def __post_init__(self) -> None:
         if self.name not in DATASETS:
@@ -107,6 +139,9 @@ class DatasetSpec:
             raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
         if self.image_size < 1 or self.fake_size < 1 or self.seed < 0:
             raise DataError("image size and fake size must be positive and the seed must not be negative")
+        if self.alpha not in ALPHA or self.fit not in FITS:
+            raise DataError(f"alpha must be one of {', '.join(ALPHA)} and fit one of {', '.join(FITS)}, "
+                            f"got {self.alpha!r} and {self.fit!r}")
 
     def load(self) -> Cached:
         """The data set as uint8 arrays: from its cache, or read from the raw data once and then cached."""
@@ -121,9 +156,19 @@ class DatasetSpec:
             try:
                 write_atomically(cache_file, lambda handle: write_cache(handle, cached))
             except OSError as error:
-                advice = "free some space or choose another cache folder (cache_dir or $GAN_PARITY_CACHE)"
-                raise DataError(f"cannot write the cache {cache_file}: {error}; {advice}") from None
+                raise cache_error(cache_file, error) from None
         return cached
+
+    def describe(self, data: Cached) -> str:
+        """One line: where the data came from, how many images, the classes (names and counts) and how the
+        labels were derived, e.g. `folder /data/bricks: 40 images, 2 classes from the names of the top-level
+        folders: brick 16, plate 24`."""
+        where = f" {Path(self.path).expanduser().resolve()}" if self.path and self.name in ("folder", "celeba") else ""
+        counts = [f"{name} {count}" for name, count in zip(data.class_names, data.class_counts())]
+        shown = ", ".join(counts[:CLASSES_SHOWN]) + (f", ... ({len(counts) - CLASSES_SHOWN} more)"
+                                                      if len(counts) > CLASSES_SHOWN else "")
+        classes = f"{data.num_classes} class{'es' * (data.num_classes != 1)}"
+        return f"{self.name}{where}: {len(data.labels)} images, {classes} from {data.labels_from}: {shown}"
 
     def cache_root(self) -> Path:
         """cache_dir, else $GAN_PARITY_CACHE, else $XDG_CACHE_HOME/gan-parity (~/.cache/gan-parity)."""
@@ -136,7 +181,9 @@ class DatasetSpec:
     def cache_key(self) -> str:
         """The readable part of the cache file name: what decides the pixels besides the raw files."""
         attribute = f"-{self.attribute}" if self.name == "celeba" else ""
-        return f"{self.name}-{self.image_size}px-{self.channels}ch{attribute}"
+        choices = "".join(f"-{value}" for value, default in ((self.alpha, "white"), (self.fit, "stretch"))
+                          if value != default)
+        return f"{self.name}-{self.image_size}px-{self.channels}ch{attribute}{choices}"
 
     def batch_order(self, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:
         """Example indices of each batch of one epoch, int64 (num_batches, batch_size), for both backends.
@@ -152,6 +199,16 @@ class DatasetSpec:
         order = np.random.default_rng([self.seed, epoch]).permutation(num_examples).astype(np.int64)
         num_batches = num_examples // batch_size
         return order[: num_batches * batch_size].reshape(num_batches, batch_size)
+
+
+CLASSES_SHOWN = 12  # classes named in the line a run prints about its data; the rest are counted
+
+
+def cache_error(cache_file: Path, error: OSError) -> DataError:
+    """The message for a cache that cannot be written: free space for a full disk, another folder otherwise."""
+    where = "choose another --cache-dir (or $GAN_PARITY_CACHE)"
+    advice = f"free some space, or {where}" if error.errno in NO_SPACE else f"make it writable, or {where}"
+    return DataError(f"cannot write the cache {cache_file}: {error.strerror or error}; {advice}")
 
 
 def get_spec(name: str, **fields: object) -> DatasetSpec:
@@ -176,33 +233,48 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- Pictures through the one resampling routine
 
 
-def read_image_file(path: Path, image_size: int, channels: int) -> np.ndarray:
-    """One image file through `to_pixels`; DataError naming the file when it cannot be decoded."""
+def read_image_file(path: Path, spec: DatasetSpec, conversions: Conversions | None = None) -> np.ndarray:
+    """One image file through `to_pixels`; DataError naming the file when it cannot be decoded or is refused."""
     try:
         with Image.open(path) as image:
-            return to_pixels(image, image_size, channels)
+            return to_pixels(image, spec.image_size, spec.channels, spec.alpha, spec.fit, conversions, path.name)
+    except PictureError as error:
+        raise DataError(f"image {path}: {error}") from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image {path}: {error}; remove or replace that file") from None
 
 
 def resize_all(items: list, to_image: Callable[[object], np.ndarray], spec: DatasetSpec) -> np.ndarray:
-    """Apply `to_image` to every item into one preallocated uint8 (N, S, S, C) array, with a progress bar."""
-    images = np.empty((len(items), spec.image_size, spec.image_size, spec.channels), dtype=np.uint8)
-    progress = tqdm(items, desc=f"caching {spec.name}", unit="img", disable=len(items) <= PROGRESS_FROM)
+    """Apply `to_image` to every item into one preallocated uint8 (N, S, S, C) array, with a progress bar (not
+    when the command line is --quiet)."""
+    shape = (len(items), spec.image_size, spec.image_size, spec.channels)
+    try:
+        images = np.empty(shape, dtype=np.uint8)
+    except (MemoryError, ValueError):
+        raise DataError(f"{len(items)} images of {spec.image_size}x{spec.image_size}x{spec.channels} need "
+                        f"{np.prod(shape, dtype=np.float64) / 1e9:.3g} GB of memory, more than there is; "
+                        "lower --image-size") from None
+    quiet = len(items) <= PROGRESS_FROM or not log.isEnabledFor(logging.INFO)
+    progress = tqdm(items, desc=f"caching {spec.name}", unit="img", disable=quiet)
     for index, item in enumerate(progress):
         images[index] = to_image(item)
     return images
 
 
-def read_image_files(files: tuple[Path, ...], spec: DatasetSpec) -> np.ndarray:
-    size, channels = spec.image_size, spec.channels
-    return resize_all(list(files), lambda file: read_image_file(file, size, channels), spec)
+def read_image_files(files: tuple[Path, ...], spec: DatasetSpec, conversions: Conversions | None = None
+                     ) -> np.ndarray:
+    return resize_all(list(files), lambda file: read_image_file(file, spec, conversions), spec)
 
 
-def resize_arrays(pixels: np.ndarray, spec: DatasetSpec) -> np.ndarray:
+def resize_arrays(pixels: np.ndarray, spec: DatasetSpec, conversions: Conversions | None = None) -> np.ndarray:
     """Grayscale uint8 (N, h, w) in memory through the same `to_pixels` as the image files."""
     size, channels = spec.image_size, spec.channels
-    return resize_all(list(pixels), lambda one: to_pixels(Image.fromarray(one), size, channels), spec)
+    return resize_all(list(pixels), lambda one: to_pixels(Image.fromarray(one), size, channels,
+                                                          spec.alpha, spec.fit, conversions), spec)
+
+
+def noted(spec: DatasetSpec, conversions: Conversions, total: int) -> str:
+    return conversions.note(total, spec.image_size, spec.channels, spec.alpha, spec.fit)
 
 
 # ----------------------------------------------- Sources: locate the raw data (DataError if missing), read it
@@ -248,7 +320,10 @@ def read_digits(spec: DatasetSpec, raw: RawData) -> Cached:
 
     digits = load_digits()
     pixels = np.round(digits.images * 255 / 16).astype(np.uint8)
-    return Cached(resize_arrays(pixels, spec), digits.target.astype(np.int64), 10, IDX_CLASS_NAMES["mnist"])
+    conversions = Conversions()
+    images = resize_arrays(pixels, spec, conversions)
+    return Cached(images, digits.target.astype(np.int64), 10, IDX_CLASS_NAMES["mnist"],
+                  "scikit-learn's digit labels", noted(spec, conversions, len(images)))
 
 
 def is_image_file(path: Path, root: Path) -> bool:
@@ -274,13 +349,19 @@ def read_folder(spec: DatasetSpec, raw: RawData) -> Cached:
     if all(len(part) == 1 for part in parts):
         class_names: tuple[str, ...] = (raw.root.name,)
         labels = np.zeros(len(parts), dtype=np.int64)
+        labels_from = "the folder's name (the images lie in it directly, without class subfolders)"
     elif all(len(part) > 1 for part in parts):
         class_names = tuple(sorted({part[0] for part in parts}))
         labels = np.array([class_names.index(part[0]) for part in parts], dtype=np.int64)
+        labels_from = "the names of the top-level folders"
+        if any(len(part) > 2 for part in parts):
+            labels_from += " (nested folders: each image belongs to the top-level folder it lies under)"
     else:
         raise DataError(f"{raw.root} holds images both directly and in subfolders; put all of them in one "
                         "subfolder per class, or point the path at a folder of images only")
-    return Cached(read_image_files(raw.files, spec), labels, len(class_names), class_names)
+    conversions = Conversions()
+    images = read_image_files(raw.files, spec, conversions)
+    return Cached(images, labels, len(class_names), class_names, labels_from, noted(spec, conversions, len(images)))
 
 
 def locate_celeba(spec: DatasetSpec) -> RawData:
@@ -314,12 +395,21 @@ def read_celeba_attribute(file: Path, attribute: str) -> dict[str, int]:
         column = header.index(attribute)
         values = {"-1": 0, "0": 0, "1": 1}
         labels = {}
-        for row in rows:
-            if row:
-                if row[column].strip() not in values:
-                    raise DataError(f"{file}: {attribute} of {row[0]} is {row[column]!r}, expected -1 or 1")
-                labels[row[0].strip()] = values[row[column].strip()]
+        for line, row in enumerate(rows, start=2 if file.suffix == ".csv" else 3):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{file}, line {line}: {len(row)} columns where the header has {len(header)} "
+                                f"(row {short_row(row)}); repair or remove that row")
+            if row[column].strip() not in values:
+                raise DataError(f"{file}: {attribute} of {row[0]} is {row[column]!r}, expected -1 or 1")
+            labels[row[0].strip()] = values[row[column].strip()]
     return labels
+
+
+def short_row(row: list[str], limit: int = 60) -> str:
+    text = " ".join(row)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def read_celeba(spec: DatasetSpec, raw: RawData) -> Cached:
@@ -331,7 +421,10 @@ def read_celeba(spec: DatasetSpec, raw: RawData) -> Cached:
             raise DataError(f"image {image} has no row in {attribute_file}; remove it or add its attributes")
     labels = np.array([labels_by_id[image.name] for image in images], dtype=np.int64)
     class_names = (f"not {spec.attribute}", spec.attribute)
-    return Cached(read_image_files(images, spec), labels, 2, class_names)
+    conversions = Conversions()
+    pixels = read_image_files(images, spec, conversions)
+    labels_from = f"the {spec.attribute} column of {attribute_file.name}, joined by image_id"
+    return Cached(pixels, labels, 2, class_names, labels_from, noted(spec, conversions, len(pixels)))
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -399,16 +492,25 @@ def read_idx_source(spec: DatasetSpec, raw: RawData) -> Cached:
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or labels.shape != pixels.shape[:1]:
         raise DataError(f"{raw.files[0]} and {raw.files[1]} are not IDX images (N, h, w) and labels (N,)")
     class_names = IDX_CLASS_NAMES[spec.name]
-    return Cached(resize_arrays(pixels, spec), labels.astype(np.int64), len(class_names), class_names)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise DataError(f"{raw.files[1]} holds labels outside 0..{len(class_names) - 1}; delete it and get it again")
+    conversions = Conversions()
+    images = resize_arrays(pixels, spec, conversions)
+    return Cached(images, labels.astype(np.int64), len(class_names), class_names, raw.files[1].name,
+                  noted(spec, conversions, len(images)))
 
 
 def read_fake(spec: DatasetSpec, raw: RawData) -> Cached:
     """fake_size random images and labels in 10 classes, from default_rng(seed)."""
     generator = np.random.default_rng(spec.seed)
     shape = (spec.fake_size, spec.image_size, spec.image_size, spec.channels)
-    images = generator.integers(0, 256, size=shape, dtype=np.uint8)
+    try:
+        images = generator.integers(0, 256, size=shape, dtype=np.uint8)
+    except (MemoryError, ValueError):
+        raise DataError(f"{spec.fake_size} random images of {spec.image_size}x{spec.image_size}x{spec.channels} "
+                        "do not fit in memory; lower --image-size") from None
     labels = generator.integers(0, 10, size=spec.fake_size, dtype=np.int64)
-    return Cached(images, labels, 10, tuple(str(label) for label in range(10)))
+    return Cached(images, labels, 10, tuple(str(label) for label in range(10)), "random labels")
 
 
 DATASETS: dict[str, Source] = {
@@ -437,7 +539,8 @@ def fingerprint(raw: RawData) -> str:
 
 def write_cache(handle: BinaryIO, cached: Cached) -> None:
     class_names = np.array(cached.class_names, dtype=str)
-    np.savez(handle, images=cached.images, labels=cached.labels, class_names=class_names)
+    about = json.dumps({"labels_from": cached.labels_from, "note": cached.note, "identity": cached.identity})
+    np.savez(handle, images=cached.images, labels=cached.labels, class_names=class_names, about=np.array(about))
 
 
 def read_cache(file: Path) -> Cached | None:
@@ -447,6 +550,8 @@ def read_cache(file: Path) -> Cached | None:
     try:
         with np.load(file, allow_pickle=False) as arrays:
             class_names = tuple(str(name) for name in arrays["class_names"])
-            return Cached(arrays["images"], arrays["labels"], len(class_names), class_names)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            about = json.loads(str(arrays["about"]))
+            return Cached(arrays["images"], arrays["labels"], len(class_names), class_names, about["labels_from"],
+                          about["note"], about["identity"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return None

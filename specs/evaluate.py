@@ -30,6 +30,7 @@ def generate_images(generate, trainer, inputs: SampleInputs) -> np.ndarray:
 
 def evaluate(model: str, checkpoint: Path, request: quality.EvalRequest, backend: ModuleType) -> int:
     """Score the samples of `checkpoint` as `request` asks; `backend`: the backend's checkpoint module."""
+    request.check()
     trainer, meta, _ = backend.load_trained(model, checkpoint)
     inputs = quality.eval_inputs(trainer.config, request.seed, request.num)
     images = generate_images(backend.generate, trainer, inputs)

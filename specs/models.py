@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 UPDATE_ORDERS = ("simultaneous", "alternating")
+MAX_CRITIC_STEPS = 100  # the paper takes 5; the book 3
 ALPHA_DISTRIBUTIONS = ("uniform", "normal")
 
 
@@ -55,6 +56,7 @@ class GANConfig:
         for name in ("latent_dim", "width", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        check_numbers(self)
 
     @property
     def num_blocks(self) -> int:
@@ -98,6 +100,8 @@ class DCGANConfig(GANConfig):
         super().__post_init__()
         if self.update_order not in UPDATE_ORDERS:
             raise ConfigError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
+        if self.label_noise < 0:
+            raise ConfigError(f"label_noise must not be negative, got {self.label_noise}")
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,12 @@ class WGANGPConfig(GANConfig):
         if self.alpha_distribution not in ALPHA_DISTRIBUTIONS:
             raise ConfigError(f"alpha_distribution must be one of {ALPHA_DISTRIBUTIONS}, "
                               f"got {self.alpha_distribution!r}")
-        if self.critic_steps < 1:
-            raise ConfigError(f"critic_steps must be positive, got {self.critic_steps}")
+        if not 1 <= self.critic_steps <= MAX_CRITIC_STEPS:
+            raise ConfigError(f"critic_steps must lie in 1..{MAX_CRITIC_STEPS} (Keras unrolls them in its compiled "
+                              f"train step), got {self.critic_steps}")
+        if self.gp_weight < 0 or self.gp_epsilon < 0:
+            raise ConfigError(f"gp_weight and gp_epsilon must not be negative, got {self.gp_weight} and "
+                              f"{self.gp_epsilon}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,23 @@ class CGANConfig(WGANGPConfig):
     @property
     def critic_input_channels(self) -> int:
         return self.channels + self.num_classes
+
+
+def check_numbers(config) -> None:
+    """ConfigError for a number no optimiser or layer takes: NaN or infinite, a learning rate that is not
+    positive, a decay outside [0, 1), a negative epsilon, slope or width cap."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{field.name} must be a finite number, got {value}")
+    if config.learning_rate <= 0:
+        raise ConfigError(f"learning_rate must be positive, got {config.learning_rate}")
+    for name in ("beta_1", "beta_2", "bn_momentum"):
+        if not 0 <= getattr(config, name) < 1:
+            raise ConfigError(f"{name} must lie in [0, 1), got {getattr(config, name)}")
+    for name in ("adam_epsilon", "bn_epsilon", "max_width", "leaky_slope", "second_slope"):
+        if getattr(config, name, 0) < 0:  # Keras's LeakyReLU takes no negative slope
+            raise ConfigError(f"{name} must not be negative, got {getattr(config, name)}")
 
 
 DCGAN_PRESETS = {

@@ -13,6 +13,9 @@ can write its folder before it reads any data (creating nothing), and that the d
 before training starts. Every file but TensorBoard's is written atomically: a run killed at any moment leaves
 whole files (and at most stale temp files, which the next run in the folder removes), and a failed write keeps the
 last checkpoint. TensorBoard's event files are appended to; its reader skips a record cut short by a kill.
+Ctrl-C (SIGINT) waits for an epoch's files to be written, then stops the run with `Interrupted`: where it stopped,
+the last checkpoint and the command that continues it (exit status 130). A run that stops before its first
+checkpoint (a NaN, Ctrl-C) leaves no folder behind, so the next run there starts clean.
 """
 
 from __future__ import annotations
@@ -22,27 +25,42 @@ import csv
 import dataclasses
 import errno
 import io
+import logging
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from specs.datasets import to_uint8
-from specs.images import TEMP_SUFFIX, save_grid, write_atomically
+from specs.datasets import Cached, DatasetSpec, to_uint8
+from specs.images import PICTURE_FORMATS, TEMP_SUFFIX, picture_format, save_grid, write_atomically
 from specs.models import ConfigError, config_from_dict
 
 CHECKPOINT_BACKENDS = {"checkpoint.pt": "torch", "checkpoint.npz": "keras"}  # which backend writes which file
 BACKEND_CHECKPOINTS = {backend: name for name, backend in CHECKPOINT_BACKENDS.items()}
 SPACE_SAFETY = 1.5  # free space asked for, as a multiple of the estimate of what a run writes
+log = logging.getLogger(__name__)
 
 
 class RunError(Exception):
     """A run cannot start or continue as asked; the message says what to do (CLIs print it and exit 2)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped training: where, and which epoch the last checkpoint holds (0: none). The command line adds
+    the command that continues the run and exits with status 130."""
+
+    def __init__(self, epoch: int, step: int, checkpoint_epoch: int):
+        self.epoch, self.step, self.checkpoint_epoch = epoch, step, checkpoint_epoch
+        kept = (f"the last checkpoint is epoch {checkpoint_epoch}" if checkpoint_epoch else
+                "no epoch finished, so no checkpoint was written")
+        super().__init__(f"interrupted at epoch {epoch}, step {step}; {kept}")
 
 
 def all_finite(logs: dict) -> bool:
@@ -93,6 +111,44 @@ def sample_request(meta: dict, config, num: int, seed: int, label: str | None) -
     return sample_inputs(config, seed, num, label)
 
 
+@contextlib.contextmanager
+def building(config):
+    """Around building a trainer from a valid configuration: what fails there is the networks' size (an allocation
+    the machine cannot make, a shape the framework cannot hold), which becomes a RunError saying so."""
+    try:
+        yield
+    except (MemoryError, RuntimeError, ValueError, TypeError, OverflowError) as error:
+        raise too_big(config, error) from None
+    except Exception as error:
+        if type(error).__name__ not in ("ResourceExhaustedError", "OutOfMemoryError"):  # TensorFlow's, torch's
+            raise
+        raise too_big(config, error) from None
+
+
+def too_big(config, error: Exception) -> RunError:
+    sizes = f"width {config.width}, latent_dim {config.latent_dim}, image_size {config.image_size}"
+    return RunError(f"cannot build networks of this size ({sizes}): {short(str(error).splitlines()[0], 120)}; "
+                    "lower --width, --latent-dim or --image-size")
+
+
+def check_picture_out(out: Path) -> None:
+    """Before `sample` generates anything: RunError unless `out` names a file it can write in a format it knows
+    (by its extension) and that is a plain file or nothing yet (never a folder, a device or a pipe)."""
+    if out.is_dir():
+        raise RunError(f"--out {out} is a folder; name a file in it, e.g. {out / 'samples.png'}")
+    if picture_format(out) is None:
+        known = ", ".join(PICTURE_FORMATS)
+        raise RunError(f"--out {out}: the extension names the format, and {out.suffix or 'none'} is not one this "
+                       f"can write; use one of {known}")
+    if out.exists() and not out.is_file():
+        raise RunError(f"--out {out} exists and is not a regular file (a device, pipe or socket); name a file")
+    try:
+        check_writable(out.parent)
+    except RunError:
+        raise RunError(f"cannot write --out {out}: its folder {out.parent} cannot be written; choose another --out"
+                       ) from None
+
+
 def checkpoint_model(meta: dict, model: str):
     """The configuration of a checkpoint that must hold `model`; RunError naming the model it holds otherwise."""
     if meta.get("model") != model:
@@ -103,9 +159,50 @@ def checkpoint_model(meta: dict, model: str):
 
 
 def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, data: dict) -> dict:
-    """What a checkpoint says about itself besides its tensors; `data`: dataset, seed and class names."""
+    """What a checkpoint says about itself besides its tensors; `data`: `data_record`'s."""
     meta = {"backend": backend, "model": model, "config": dataclasses.asdict(config), "epoch": epoch, "step": step}
     return meta | {"data": data}
+
+
+# ---------------------------------------------------------------------------------------------- A run's data
+
+
+DATA_CHOICES = ("dataset", "seed", "class_names", "attribute", "alpha", "fit")  # resuming needs the same
+DATA_IDENTITY = ("images", "digest", "classes")  # Cached.identity: resuming needs the same pixels and labels
+
+
+def data_record(spec: DatasetSpec, data: Cached) -> dict:
+    """What a checkpoint remembers of its data: the choices that read it (and its path, so that `eval` finds it
+    again) and its identity (image count, digests of pixels and labels per class)."""
+    path = str(Path(spec.path).expanduser().resolve()) if spec.path else None
+    record = {"dataset": spec.name, "seed": spec.seed, "class_names": list(data.class_names), "path": path,
+              "attribute": spec.attribute if spec.name == "celeba" else None, "alpha": spec.alpha, "fit": spec.fit}
+    return record | dict(data.identity)
+
+
+def report_data(spec: DatasetSpec, data: Cached) -> None:
+    """The lines a run starts with: what data it found, and what decoding changed (when anything was)."""
+    log.info("data: %s", spec.describe(data))
+    if data.note:
+        log.warning("note: %s, %s", spec.name, data.note)
+
+
+def data_changes(old: dict, new: dict) -> str:
+    """How the data differ from what a checkpoint remembers: '' when they are the same (or the checkpoint
+    predates the identity), else e.g. 'images: 30 -> 71; class cat: 10 -> 51 images; class dog: other pixels'."""
+    if "digest" not in old or old.get("digest") == new.get("digest"):
+        return ""
+    parts = [f"images: {old.get('images')} -> {new.get('images')}"] if old.get("images") != new.get("images") else []
+    old_classes, new_classes = old.get("classes") or {}, new.get("classes") or {}
+    for name in dict.fromkeys([*old_classes, *new_classes]):
+        before, after = old_classes.get(name), new_classes.get(name)
+        if before is None or after is None:
+            parts.append(f"class {name}: {'new' if before is None else 'gone'}")
+        elif before[0] != after[0]:
+            parts.append(f"class {name}: {before[0]} -> {after[0]} images")
+        elif before[1] != after[1]:
+            parts.append(f"class {name}: {after[0]} images, other pixels")
+    return "; ".join(parts) or "the order of the images changed"
 
 
 def check_resumable(meta: dict, backend: str, model: str, config, data: dict) -> None:
@@ -121,15 +218,23 @@ def check_resumable(meta: dict, backend: str, model: str, config, data: dict) ->
     if changed:
         raise RunError(f"the checkpoint was trained with another configuration ({changed}); "
                        "pass the flags it was trained with, or start a new run in another --out")
-    changed = differences(meta.get("data") or {}, data)
+    old = meta.get("data") or {}
+    changed = differences(old, data, keys=[key for key in DATA_CHOICES if key in old or key in ("dataset", "seed")])
     if changed:
-        raise RunError(f"the checkpoint was trained on other data ({changed}); pass the --dataset and --seed it "
-                       "was trained with, or start a new run in another --out")
+        raise RunError(f"the checkpoint was trained on other data ({changed}); pass the flags it was trained with "
+                       "(--dataset, --seed, --attribute, --alpha, --fit), or start a new run in another --out")
+    changed = data_changes(old, data)
+    if changed:
+        where = f" in {data['path']}" if data.get("path") else ""
+        raise RunError(f"the images{where} changed since the checkpoint was written ({changed}); resume only on the "
+                       "data it was trained on, or start a new run in another --out")
 
 
-def differences(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> str:
-    """'key: old -> new, ...' for every key whose value differs (a key missing on one side reads None)."""
-    keys = [key for key in {**old, **new} if key not in ignore and old.get(key) != new.get(key)]
+def differences(old: dict, new: dict, ignore: tuple[str, ...] = (), keys: list[str] | None = None) -> str:
+    """'key: old -> new, ...' for every key (of both, or of `keys`) whose value differs (a key missing on one side
+    reads None)."""
+    keys = [key for key in (keys if keys is not None else {**old, **new}) if key not in ignore and
+            old.get(key) != new.get(key)]
     return ", ".join(f"{key}: {short(old.get(key))} -> {short(new.get(key))}" for key in keys)
 
 
@@ -304,6 +409,29 @@ class Run:
             raise RunError(f"{self.out} already holds a run ({self.checkpoint.name}); pass --resume to continue it, "
                            "or choose another --out")
         self.remove_temp_files()
+        if not resume and self.tensorboard.is_dir():  # left by a run that stopped before its first checkpoint
+            shutil.rmtree(self.tensorboard, ignore_errors=True)
+
+    def epochs_left(self, first_epoch: int, epochs: int) -> bool:
+        """Whether a resumed run has epochs to train: False (said in a line) when the checkpoint is at --epochs
+        already; RunError when it is beyond them."""
+        if first_epoch > epochs:
+            raise RunError(f"the checkpoint is at epoch {first_epoch}, beyond --epochs {epochs}; pass --epochs "
+                           f"{first_epoch + 1} or more to train on (sample, eval and export read it as it is)")
+        if first_epoch == epochs:
+            log.info("nothing to train: the checkpoint in %s is at epoch %d already; pass --epochs %d or more to "
+                     "train on", self.out, epochs, epochs + 1)
+        return first_epoch < epochs
+
+    def discard_unfinished(self) -> None:
+        """After a run that stopped before its first checkpoint: remove what it began (its TensorBoard folder,
+        and the run folder when that is left empty), so that nothing half-made stays and the next run starts
+        clean."""
+        if self.checkpoint.exists():
+            return
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.out.rmdir()  # only when empty
 
     def remove_temp_files(self) -> None:
         """Delete the temp files that a run killed in the middle of an atomic write left behind (never a target)."""
@@ -346,9 +474,11 @@ class Run:
     @contextlib.contextmanager
     def saving(self):
         """Around an epoch's writes: a failed write (disk full, folder gone) becomes a RunError that says which
-        file failed and that the last checkpoint is intact (every write is atomic: a failed one changes nothing)."""
+        file failed and that the last checkpoint is intact (every write is atomic: a failed one changes nothing);
+        Ctrl-C waits until the epoch's files are all written (`sigint_deferred`)."""
         try:
-            yield
+            with sigint_deferred():
+                yield
         except OSError as error:
             target = error.filename2 or error.filename or self.out
             kept = (f"the last checkpoint {self.checkpoint} is intact: free some space, then continue with --resume"
@@ -385,6 +515,24 @@ class Run:
             writer.writerow({key: int(v) if key in ("epoch", "step") else repr(v) for key, v in row.items()})
         write_atomically(self.losses_csv, lambda handle: handle.write(text.getvalue().encode()))
         plot_losses(rows, self.out / "losses.png")
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Within: Ctrl-C (SIGINT) is remembered instead of raised, and raised as KeyboardInterrupt on leaving, so that
+    what is written inside (an epoch's checkpoint, samples and network files) is written whole and together. Only
+    in the main thread, where Python handles signals; elsewhere a plain block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def plot_losses(rows: list[dict], path: Path) -> None:

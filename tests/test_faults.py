@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -196,43 +197,57 @@ Killed = collections.namedtuple("Killed", "run returncode checkpoint_epoch log_r
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory):
-    """Both backends' `train` as real processes, started together (each imports its own framework only); each is
-    stopped (SIGSTOP) as soon as its checkpoint exists and its progress bar shows epoch 2,
-    its run folder is read, and it is killed with SIGKILL. Returns {backend: Killed}."""
+def signalled(tmp_path_factory):
+    """Both backends' `train` as real processes, twice each, all started together (each imports its own framework
+    only). As soon as a run's checkpoint exists and its progress bar shows epoch 2, it is stopped (SIGSTOP) and
+    its run folder read, then killed with SIGKILL; or it is sent SIGINT (what Ctrl-C sends) and left to end.
+    Returns {(backend, signal): Killed}."""
     root = tmp_path_factory.mktemp("killed")
     processes, logs = {}, {}
     for name in BACKENDS:
         script = Path(sys.executable).with_name(f"gan-{name}")
         assert script.is_file(), f"gan-{name} is not installed beside {sys.executable}: pip install -e ."
-        out = root / name
-        argv = [str(script), "train", "dcgan", *LONG, "--epochs", str(KILL_EPOCHS), "--cache-dir", str(root / "cache"),
-                "--out", str(out)]  # not --quiet: the progress bar tells when epoch 2 has begun
-        env = os.environ | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        logs[name] = root / f"{name}.log"
-        with open(logs[name], "wb") as log:
-            processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    results = {}
-    deadline = time.monotonic() + 300
+        for number in (signal.SIGKILL, signal.SIGINT):
+            key, out = (name, number), root / f"{name}-{number.name}"
+            argv = [str(script), "train", "dcgan", *LONG, "--epochs", str(KILL_EPOCHS), "--cache-dir",
+                    str(root / "cache"), "--out", str(out)]  # not --quiet: the progress bar tells when epoch 2 began
+            env = os.environ | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+            logs[key] = root / f"{name}-{number.name}.log"
+            with open(logs[key], "wb") as log:
+                processes[key] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    results, interrupted = {}, set()
+    deadline = time.monotonic() + 400
+
+    def record(key, out):
+        state = CHECKPOINTS[key[0]].load_checkpoint(checkpoint(key[0], out))
+        rows, samples = log_rows(out), sorted(path.name for path in (out / "samples").iterdir())
+        return Killed(out, processes[key].returncode, state["meta"]["epoch"] + 1, len(rows), samples,
+                      logs[key].read_text(errors="replace"))
+
     try:
         while len(results) < len(processes):
-            for name, process in processes.items():
-                out = root / name
-                if name in results or not checkpoint(name, out).exists():
+            for key, process in processes.items():
+                (name, number), out = key, root / f"{key[0]}-{key[1].name}"
+                if key in interrupted and process.poll() is not None:  # Ctrl-C'd, and ended by itself
+                    results[key] = record(key, out)
+                    interrupted.discard(key)
+                if key in results or key in interrupted or not checkpoint(name, out).exists():
                     continue
-                if f"Epoch 2/{KILL_EPOCHS}" not in logs[name].read_text(errors="replace"):
+                if f"Epoch 2/{KILL_EPOCHS}" not in logs[key].read_text(errors="replace"):
+                    continue
+                if number == signal.SIGINT:
+                    os.kill(process.pid, signal.SIGINT)  # what Ctrl-C sends; the run ends by itself
+                    interrupted.add(key)
                     continue
                 os.kill(process.pid, signal.SIGSTOP)  # frozen: what is read now is what SIGKILL will leave
-                state = CHECKPOINTS[name].load_checkpoint(checkpoint(name, out))
-                rows, samples = log_rows(out), sorted(path.name for path in (out / "samples").iterdir())
+                killed = record(key, out)
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(timeout=60)
-                results[name] = Killed(out, process.returncode, state["meta"]["epoch"] + 1, len(rows), samples,
-                                       logs[name].read_text(errors="replace"))
-            for name, process in processes.items():
-                assert name in results or process.poll() is None, f"gan-{name} ended before it was killed: " + \
-                    logs[name].read_text(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "no run reached epoch 2 in 300 s"
+                results[key] = killed._replace(returncode=process.returncode)
+            for key, process in processes.items():
+                assert key in results or key in interrupted or process.poll() is None, \
+                    f"gan-{key[0]} ended before its signal: " + logs[key].read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "no run reached epoch 2 and stopped in 400 s"
             time.sleep(0.005)
     finally:
         for process in processes.values():
@@ -240,6 +255,12 @@ def killed(tmp_path_factory):
                 process.kill()
                 process.wait()
     return results
+
+
+@pytest.fixture(scope="module")
+def killed(signalled):
+    """{backend: Killed} of the runs killed with SIGKILL in the middle of epoch 2."""
+    return {name: result for (name, number), result in signalled.items() if number == signal.SIGKILL}
 
 
 def test_killed_run_leaves_whole_files_and_resumes_exactly(backend, killed, reference, capsys):
@@ -259,6 +280,46 @@ def test_killed_run_leaves_whole_files_and_resumes_exactly(backend, killed, refe
     full = reference(backend)
     assert (run / "losses.csv").read_bytes() == (full / "losses.csv").read_bytes()
     assert (run / "samples" / "epoch_0002.png").read_bytes() == (full / "samples" / "epoch_0002.png").read_bytes()
+
+
+def test_ctrl_c_stops_with_where_and_how_to_continue(backend, signalled, reference, capsys):
+    """SIGINT (Ctrl-C) in the middle of epoch 2: exit 130 and one line, no traceback (it was a long
+    KeyboardInterrupt traceback in both backends): where training stopped, the last checkpoint and the command that
+    continues; whole files; and that command, run as printed, ends as the run that was never interrupted."""
+    result = signalled[(backend, signal.SIGINT)]
+    assert result.returncode == 130, result.log[-3000:]
+    assert "Traceback" not in result.log and "KeyboardInterrupt" not in result.log
+    last = result.log.strip().splitlines()[-1]
+    prefix = f"gan-{backend}: interrupted at epoch 2, step "
+    assert last.startswith(prefix), result.log[-2000:]
+    step, rest = last[len(prefix):].split(";", 1)
+    assert STEPS * 4 <= int(step) < 2 * STEPS * 4  # LONG: 64 steps an epoch; steps done, within the second
+    command = rest.split("; continue with: ")[1]
+    assert rest.startswith(" the last checkpoint is epoch 1; continue with: gan-")
+    words = shlex.split(command)
+    assert words[0] == f"gan-{backend}" and words[-1] == "--resume" and words[words.index("--out") + 1] == str(
+        result.run)
+    assert (result.checkpoint_epoch, result.log_rows, result.samples) == (1, 1, ["epoch_0001.png"])
+    assert_whole(backend, result.run, epoch=1)
+    status, printed = quietly(BACKENDS[backend].main, words[1:])
+    assert status == 0, printed
+    full = reference(backend)
+    assert (result.run / "losses.csv").read_bytes() == (full / "losses.csv").read_bytes()
+    second = "samples/epoch_0002.png"
+    assert (result.run / second).read_bytes() == (full / second).read_bytes()
+
+
+def test_ctrl_c_waits_for_an_epochs_files(tmp_path):
+    """Ctrl-C while an epoch's files are being written is held until they are all written, then raised."""
+    run = specs.runs.Run(tmp_path, "checkpoint.pt")
+    written = []
+    with pytest.raises(KeyboardInterrupt), run.saving():
+        os.kill(os.getpid(), signal.SIGINT)
+        written.append("checkpoint")  # reached: the signal waited
+        write_atomically(tmp_path / "checkpoint.pt", lambda handle: handle.write(b"whole"))
+        written.append("networks")
+    assert written == ["checkpoint", "networks"] and (tmp_path / "checkpoint.pt").read_bytes() == b"whole"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # ------------------------------------------------------------------------------------------------ Determinism
@@ -285,13 +346,13 @@ def test_same_seed_same_run(backend, reference, tmp_path, capsys):
 
 def test_huge_learning_rate_stops_at_once(backend, tmp_path, capsys):
     """--learning-rate 1e30 makes a loss NaN in the first step: exit 1, one line saying where and that no epoch
-    finished (so no checkpoint), and nothing written but the TensorBoard folder."""
+    finished (so no checkpoint), and nothing left behind."""
     run = tmp_path / "run"
     assert train(backend, run, "--learning-rate", "1e30", epochs=2) == 1
     message = one_line(capsys, backend, "training stopped, ")
     assert "a loss is not finite at batch 1: " in message and "nan" in message
     assert "no epoch finished, so no checkpoint was written" in message and "--learning-rate" in message
-    assert sorted(path.name for path in run.iterdir()) == ["tensorboard"]
+    assert not run.exists()  # its TensorBoard folder, begun, is removed with it: the next run there starts clean
 
 
 def poison_torch(batches, index):

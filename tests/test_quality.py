@@ -135,6 +135,45 @@ def test_a_data_set_without_classes_is_refused():
         quality.train_classifier(one_class)
 
 
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Two classes of real photographs: 60 crops of 48x48 from each of scikit-learn's sample images (china,
+    flower), as benchmarks/classifier.py makes them, read at 16x16x3: (folder, spec, data, classifier)."""
+    root = tmp_path_factory.mktemp("photos")
+    folder = load_script("classifier").photo_folder(root / "photos", crops=60, side=48)
+    spec = get_spec("folder", path=str(folder), image_size=16, channels=3, cache_dir=str(root / "cache"))
+    data = spec.load()
+    return folder, spec, data, quality.load_classifier(data, spec)[0]
+
+
+def test_two_classes_of_photographs_are_told_apart(photos):
+    """scikit-learn gives a two-class network one logistic output; read as a row of per-class logits (argmax over
+    one column) it named the first class for every image, and the held-out accuracy was that class's share."""
+    _, _, data, classifier = photos
+    assert classifier.weights[-1].shape == (128, 1)
+    held_out = np.random.default_rng(0).permutation(len(data.labels))[96:]  # the split of train_classifier: 80/20
+    old_reading = classifier.classes[np.argmax(classifier.activations(data.images[held_out]) @ classifier.weights[-1]
+                                               + classifier.biases[-1], axis=1)]
+    assert (old_reading == classifier.classes[0]).all()  # the old answer: always the first class
+    assert np.mean(old_reading == data.labels[held_out]) == np.mean(data.labels[held_out] == classifier.classes[0])
+    assert classifier.accuracy >= 0.9 and classifier.trusted
+    assert len(held_out) == classifier.held_out == 24
+
+
+def test_a_classifier_at_chance_is_not_trusted():
+    at_chance = quality.Classifier((), (), np.arange(2), 1, accuracy=0.55, chance=0.55, held_out=40)
+    lucky = quality.Classifier((), (), np.arange(2), 1, accuracy=0.7, chance=0.55, held_out=40)
+    sure = quality.Classifier((), (), np.arange(2), 1, accuracy=0.9, chance=0.55, held_out=40)
+    assert not at_chance.trusted and not lucky.trusted and sure.trusted  # 28 of 40 at p = 0.55: p-value 0.06
+    assert quality.binomial_tail(9, 9, 0.5) == pytest.approx(0.5**9)
+
+
+def test_the_classifier_benchmark_smoke(capsys):
+    load_script("classifier").main(["--crops", "10", "--side", "32", "--image-size", "8"])
+    table = capsys.readouterr().out
+    assert "| crop seed | eval's classifier |" in table and table.strip().splitlines()[-1].startswith("| 0 | ")
+
+
 # ------------------------------------------------------------------------------------------------------- eval
 
 
@@ -164,10 +203,69 @@ def test_eval_scores_a_checkpoint(backend, cgan_runs, capsys):
     assert (result["model"], result["backend"], result["samples"], result["real"]) == ("cgan", backend, 60, 256)
     ours = result["samples_vs_real"]
     assert np.isfinite([ours["fid"], ours["kid"], result["real_vs_real"]["fid"]]).all()
-    assert len(ours["class_accuracy"]) == 10 and 0 <= ours["accuracy"] <= 1
+    # `fake` has random labels: the classifier is at chance, so no class accuracy is given, and eval says why
+    assert not result["classifier_trusted"] and "class_accuracy" not in ours
+    assert "not clearly above chance" in ours["class_accuracy_withheld"]
     argv = ["eval", "cgan", "--checkpoint", str(runs[backend]), "--num", "60", "--cache-dir", str(cache)]
     assert BACKENDS[backend].main(argv) == 0
-    assert "| FID (classifier features) |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| FID (classifier features) |" in out and "| class accuracy | not shown: " in out
+    assert f"held-out accuracy {100 * result['classifier_accuracy']:.1f}% on " in out and "NOT clearly above" in out
+
+
+@pytest.fixture(scope="module")
+def photo_run(photos, tmp_path_factory):
+    """A 1-epoch tiny torch CGAN on the photographs' folder (7 steps): the run folder."""
+    folder, spec, _, _ = photos
+    out = tmp_path_factory.mktemp("photo-run") / "run"
+    argv = ["train", "cgan", *TINY[2:], "--dataset", "folder", "--data-dir", str(folder), "--channels", "3",
+            "--batch-size", "16", "--epochs", "1", "--cache-dir", spec.cache_dir, "--out", str(out)]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        assert torch_train.main(argv) == 0, printed.getvalue()
+    return out
+
+
+def test_eval_finds_the_runs_own_data_and_gives_class_accuracy(photos, photo_run, capsys):
+    """No --data-dir: the checkpoint remembers where its folder is. The classifier tells the photographs apart,
+    so the class accuracy is given, beside the classifier's own held-out accuracy."""
+    _, spec, _, classifier = photos
+    argv = ["eval", "cgan", "--checkpoint", str(photo_run), "--num", "40", "--cache-dir", spec.cache_dir, "--json"]
+    assert torch_train.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "folder" and result["real"] == 120 and result["classifier_trusted"]
+    assert result["classifier_accuracy"] == classifier.accuracy and result["class_names"] == ["china", "flower"]
+    assert len(result["samples_vs_real"]["class_accuracy"]) == 2
+
+
+def test_eval_says_when_the_runs_data_is_gone(photos, photo_run, tmp_path, capsys):
+    folder = photos[0]
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    try:
+        assert torch_train.main(["eval", "cgan", "--checkpoint", str(photo_run), "--num", "8"]) == 2
+    finally:
+        moved.rename(folder)
+    assert capsys.readouterr().err.strip() == (f"gan-torch: error: the data this run was trained on, {folder}, is "
+                                               "not there any more; pass --data-dir")
+
+
+@pytest.mark.parametrize("num", [1, 3])
+def test_eval_with_too_few_samples_is_one_line(cgan_runs, capsys, num):
+    """--num 1 raised LinAlgError from the covariance of one sample; --num 3 printed KID as nan ± nan."""
+    runs, cache = cgan_runs
+    assert torch_train.main(["eval", "cgan", "--checkpoint", str(runs["torch"]), "--num", str(num)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"gan-torch: error: --num {num} is too few to score: ")
+    assert "--num 4 or more" in err
+
+
+def test_eval_with_the_fewest_samples_gives_numbers(cgan_runs, capsys):
+    runs, cache = cgan_runs
+    argv = ["eval", "cgan", "--checkpoint", str(runs["torch"]), "--num", "4", "--cache-dir", str(cache), "--json"]
+    assert torch_train.main(argv) == 0
+    ours = json.loads(capsys.readouterr().out)["samples_vs_real"]
+    assert np.isfinite([ours["fid"], ours["kid"], ours["kid_std"]]).all()
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
@@ -177,6 +275,24 @@ def test_eval_of_the_wrong_model_is_one_line(backend, cgan_runs, capsys):
     assert capsys.readouterr().err.strip() == (f"gan-{backend}: error: the checkpoint holds a cgan model, not dcgan; "
                                                "name it as cgan: `sample cgan --checkpoint ...`, "
                                                "`eval cgan --checkpoint ...`")
+
+
+def test_gan_parity_quality_scores_runs_of_both_backends_as_eval_does(cgan_runs, capsys):
+    """One table: each run's FID and KID as its backend's eval gives them, and the real-vs-real floor once."""
+    import parity.__main__ as parity_main
+
+    runs, cache = cgan_runs
+    argv = ["quality", str(runs["torch"]), str(runs["keras"]), "--num", "60", "--cache-dir", str(cache)]
+    assert parity_main.main(argv) == 0
+    table = capsys.readouterr().out
+    expected = [run_eval(backend, runs[backend], cache, capsys)["samples_vs_real"]["fid"] for backend in BACKENDS]
+    rows = [line for line in table.splitlines() if line.startswith(f"| {runs['torch'].parent}")]
+    assert [row.split(" | ")[2] for row in rows] == ["torch", "keras"]
+    assert [float(row.split(" | ")[4]) for row in rows] == [round(fid, 2) for fid in expected]
+    assert all("not shown: classifier at chance" in row for row in rows)  # fake's labels are random
+    assert table.count("| real vs real: two halves of fake (128 images each) |") == 1
+    assert parity_main.main(["quality", str(cache / "nothing")]) == 2
+    assert "no checkpoint of either backend at" in capsys.readouterr().err
 
 
 def test_both_backends_score_the_same_generator_alike(cgan_runs):

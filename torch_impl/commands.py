@@ -17,12 +17,17 @@ from specs.datasets import DatasetSpec, to_uint8
 from specs.images import save_grid
 from specs.models import conditioned_on
 from specs.runs import (
+    Interrupted,
     Run,
     RunError,
     SampleInputs,
     all_finite,
+    building,
+    check_picture_out,
     check_resumable,
     checkpoint_meta,
+    data_record,
+    report_data,
     sample_inputs,
     sample_request,
 )
@@ -54,13 +59,16 @@ class RunOutputs(Callback):
     """After every epoch: a sample grid from fixed noise, a row of losses.csv, TensorBoard scalars, the checkpoint
     and the network files. After every batch: stop at a NaN or infinite loss, keeping the last good checkpoint."""
 
-    def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict):
+    def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict,
+                 first_epoch: int = 0):
         self.run, self.model_name, self.inputs, self.data = run, model, inputs, data
         self.steps_per_epoch = steps_per_epoch
         self.diverged: str | None = None
+        self.epoch, self.batches, self.saved = first_epoch, 0, first_epoch  # where training is; epochs saved
         self.writer = _summary_writer(run.tensorboard) if is_chief() else None
 
     def on_train_batch_end(self, batch, logs=None):
+        self.batches = batch + 1
         if not all_finite(logs):
             values = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
             self.diverged = f"a loss is not finite at batch {batch + 1}: {values}"
@@ -80,11 +88,20 @@ class RunOutputs(Callback):
                 self.writer.add_scalar(f"epoch_{name}", value, epoch)
             meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
             checkpoint.save_run(self.model, self.run, meta)
+        self.epoch, self.batches, self.saved = epoch + 1, 0, epoch + 1
         log.debug("epoch %d: samples, losses, %s and the network files written", epoch + 1, self.run.checkpoint)
+
+    def interrupted(self) -> Interrupted:
+        """What Ctrl-C stopped: the epoch and step it reached and the epoch of the last checkpoint (the files of an
+        epoch are written whole: Run.saving defers Ctrl-C)."""
+        if self.saved == 0 and is_chief():
+            self.run.discard_unfinished()
+        return Interrupted(self.epoch + 1, self.epoch * self.steps_per_epoch + self.batches, self.saved)
 
     def on_train_end(self, logs=None):
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
 
 
 # ---------------------------------------------------------------------------------------------------- Commands
@@ -96,10 +113,12 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     run = Run(out, checkpoint.CHECKPOINT, keep)
     on_chief(run.prepare, resume)
     data = spec.load()
+    on_chief(report_data, spec, data)
     config = conditioned_on(config, data.num_classes)
-    data_info = {"dataset": spec.name, "seed": seed, "class_names": list(data.class_names)}
+    data_info = data_record(spec, data)
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
-    trainer = build_trainer(model, config, seed)
+    with building(config):  # a configuration too big for this machine: one line
+        trainer = build_trainer(model, config, seed)
     synchronize(trainer)
     first_epoch = 0
     if resume:
@@ -107,14 +126,21 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
         check_resumable(state["meta"], BACKEND, model, config, data_info)
         checkpoint.restore(trainer, state)
         first_epoch = state["meta"]["epoch"] + 1
+    if not run.epochs_left(first_epoch, config.epochs):
+        return 0
     on_chief(run.check_space, config, checkpoint.parameter_bytes(trainer), config.epochs - first_epoch)
-    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info)
-    trainer.fit(lambda epoch: batches(data, spec, config.batch_size, epoch, config.conditional), epochs=config.epochs,
-                initial_epoch=first_epoch, callbacks=[outputs], verbose=int(progress and is_chief()),
-                steps_per_epoch=steps_per_epoch)
+    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, first_epoch)
+    try:
+        trainer.fit(lambda epoch: batches(data, spec, config.batch_size, epoch, config.conditional),
+                    epochs=config.epochs, initial_epoch=first_epoch, callbacks=[outputs],
+                    verbose=int(progress and is_chief()), steps_per_epoch=steps_per_epoch)
+    except KeyboardInterrupt:
+        outputs.on_train_end()  # the TensorBoard writer, closed
+        raise outputs.interrupted() from None
     if outputs.diverged is not None:
         if is_chief():  # the others stop alike, with nothing of their own to report
             log.error("%s", run.diverged_message(outputs.diverged))
+            run.discard_unfinished()
         return 1
     if is_chief():
         log.info("trained to epoch %d; samples, losses.csv, %s and the networks' state_dicts in %s", config.epochs,
@@ -123,6 +149,7 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
 
 
 def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
+    check_picture_out(out)
     trainer, meta, path = checkpoint.load_trained(model, checkpoint_path)
     inputs = sample_request(meta, trainer.config, num, seed, label)
     try:
