@@ -1,7 +1,7 @@
 """The command line both backends share: `gan-torch` and `gan-keras` take the same words.
 
   gan-torch train MODEL --dataset digits --epochs N --batch-size B --seed S --out DIR [--resume] [--preset book]
-                        [--keep-checkpoints N]
+                        [--keep-checkpoints N]      (MODEL: dcgan, wgan_gp, cgan, or published --preset face32, ...)
   gan-torch sample MODEL --checkpoint DIR_OR_FILE --out grid.png [--num 64] [--seed S]
   gan-torch eval MODEL --checkpoint DIR_OR_FILE [--num 1000] [--seed S] [--dataset NAME] [--inception] [--json]
   gan-torch export MODEL --checkpoint DIR_OR_FILE [--out generator.pt2] [--format torch|onnx]
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from specs import logs
 from specs.datasets import DATASETS, DataError, DatasetSpec
-from specs.models import PRESETS, ConfigError, get_config
+from specs.models import PRESETS, ConfigError, default_preset, get_config
 from specs.quality import EvalRequest
 from specs.runs import RunError
 
@@ -50,6 +50,14 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def float_tuple(text: str) -> tuple[float, ...]:
+    """Numbers separated by commas ("0.19,0.18,0.17,0.16"); an empty string for none."""
+    try:
+        return tuple(float(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def field_comments(config_class: type) -> dict[str, str]:
     """The comment after each field of a configuration dataclass (specs/models.py), to serve as its --help."""
     comments: dict[str, str] = {}
@@ -68,6 +76,7 @@ def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
     group = parser.add_argument_group("configuration (overrides the preset; see specs/models.py)")
     for field in dataclasses.fields(config_class):
         kind = parse_bool if field.type in (bool, "bool") else type(field.default)
+        kind = float_tuple if isinstance(field.default, tuple) else kind
         group.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None, metavar=field.name.upper(),
                            help=comments.get(field.name, "").replace("%", "%%"))
 
@@ -105,7 +114,8 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
         sub.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
         sub.add_argument("--download", action="store_true", help="mnist, fashion_mnist: fetch missing IDX files")
         sub.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
-        sub.add_argument("--preset", default="digits", help=f"one of: {', '.join(PRESETS[model])} (default digits)")
+        sub.add_argument("--preset", default=default_preset(model),
+                         help=f"one of: {', '.join(PRESETS[model])} (default {default_preset(model)})")
         sub.add_argument("--seed", type=int, default=0, help="seeds weights, noise and batch order")
         sub.add_argument("--out", default=None, help=f"run folder (default runs/{backend}/{model}/DATASET)")
         sub.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
