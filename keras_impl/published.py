@@ -1,4 +1,4 @@
-"""Five published GANs that people port, in Keras 3: their networks, trained by the DCGAN trainer (mirror:
+"""Five published GANs in Keras 3: the networks of the GANs people port, trained by the DCGAN trainer (mirror:
 torch_impl/published.py).
 
 Each section below holds one original's generator and discriminator, with its layer names (or clear equivalents),

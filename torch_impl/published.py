@@ -1,4 +1,4 @@
-"""Five published GANs that people port, in PyTorch: their networks, trained by the DCGAN trainer (mirror:
+"""Five published GANs in PyTorch: the networks of the GANs people port, trained by the DCGAN trainer (mirror:
 keras_impl/published.py).
 
 Each section below holds one original's generator and discriminator, with its layer names (or clear equivalents),
