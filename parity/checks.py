@@ -76,7 +76,10 @@ TRAJECTORY_STEPS = 5  # full train steps of the trajectory check (gan-parity che
 # see: forward and losses within 1e-5. Gradients through training-mode BatchNorm lose about three digits in float32
 # in both frameworks (book discriminator, conv2: torch float32 is 3.5e-4 and Keras float32 1.4e-3 away from the
 # float64 gradient), and Adam turns a relative difference in a gradient into a difference in a step of size up to
-# the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
+# the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds. The
+# trajectory's: the face generator's discriminator normalises a 1x1 map (at batch 8, 8 values per channel), and after
+# 5 steps in float32 its last BatchNorm's running mean is 0.020 (torch) and 0.032 (Keras) away from the float64
+# trajectory from the same start, 0.035 from each other; the book's models stay within 5e-3.
 # settings: relative differences of hyperparameters; initialization: units of sampling noise; dropout: fractions;
 # randomness: statistics of large draws (parity/distributions.py); data: the bytes must be equal.
 OWN_SCALES = {"settings": SETTINGS_TOLERANCE, "initialization": NOISE_UNITS, "dropout": DROPOUT_TOLERANCE,
@@ -84,7 +87,7 @@ OWN_SCALES = {"settings": SETTINGS_TOLERANCE, "initialization": NOISE_UNITS, "dr
 TOLERANCES = {
     "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0} | OWN_SCALES,
     "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "gradient_penalty": 1e-5,
-                "trajectory": 2e-2, "batch_independence": 1e-5} | OWN_SCALES,
+                "trajectory": 5e-2, "batch_independence": 1e-5} | OWN_SCALES,
 }
 
 
