@@ -40,8 +40,8 @@ BOOK, PUBLISHED = ("dcgan", "wgan_gp", "cgan"), tuple(PRESETS["published"])
 MODELS, BACKENDS = BOOK + PUBLISHED, ("torch", "keras")
 # Generator steps (28 an epoch): DCGAN and CGAN 10 epochs, WGAN-GP 5; about 50 minutes for 3 seeds on 2 idle
 # cores. The CGAN's class accuracy passes 90% at about 280 steps (Keras, seed 0: 51% at 140, 83% at 210, 96% at 280).
-# The published presets: a short budget of 120 steps each (at their own batch sizes: 64, 64, 128, 128 and 32).
-STEPS = {"dcgan": 280, "wgan_gp": 140, "cgan": 280} | dict.fromkeys(PUBLISHED, 120)
+# The published presets: a short budget of 60 steps each (at their own batch sizes: 64, 64, 128, 128 and 32).
+STEPS = {"dcgan": 280, "wgan_gp": 140, "cgan": 280} | dict.fromkeys(PUBLISHED, 60)
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKERS = ("<!-- quality:begin -->", "<!-- quality:end -->")
 PUBLISHED_MARKERS = ("<!-- quality-published:begin -->", "<!-- quality-published:end -->")
