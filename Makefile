@@ -35,14 +35,14 @@ demo: $(STAMP)
 	$(BIN)/gan-keras train cgan --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/keras/cgan --quiet
 	$(BIN)/gan-parity check dcgan wgan_gp cgan
 
-# Every check of every model and preset, in float64 and float32.
+# Every check of every model and preset (the published models' five included), in float64 and float32.
 parity: $(STAMP)
-	$(BIN)/gan-parity check dcgan wgan_gp cgan --dtype float64 float32
+	$(BIN)/gan-parity check dcgan wgan_gp cgan published --dtype float64 float32
 
 # The side-by-side reading pages: docs/index.html, docs/<model>.html (with the model's parity table, measured while
 # building, in both precisions), docs/pitfalls.html and docs/compare.html (checking one's own port).
 docs: $(STAMP)
-	$(BIN)/gan-parity sidebyside dcgan wgan_gp cgan --tutorial --out docs
+	$(BIN)/gan-parity sidebyside dcgan wgan_gp cgan published --tutorial --out docs
 
 clean:
 	rm -rf $(DEMO) docs/*.html .pytest_cache .ruff_cache

@@ -1,14 +1,19 @@
 """Sample quality of every model in both backends on digits: FID, KID and CGAN class accuracy, mean ± std over seeds.
 
 Usage: python benchmarks/quality.py [--seeds 3] [--steps N | MODEL=N ...] [--num 1000] [--models ...] [--readme]
-Each model trains from scratch in each backend for a fixed number of generator steps (`STEPS`; batch 64, 28 steps an
-epoch), once per seed, as `gan-<backend> train MODEL --dataset digits --seed S` trains it but stopping after exactly
-that many steps. Then it draws `--num` samples from the same z (seed 0; the CGAN asks for every class equally often)
-and the parent process scores them with specs/quality.py: one classifier, one code path for both backends.
+MODEL: dcgan, wgan_gp, cgan (their digits presets), or a published preset (pytorch-examples, pytorch-gan-mlp, face32,
+svhn-tf1, celeba-keras: `published --preset NAME`, on the digits at that model's size and channels).
+Each model trains from scratch in each backend for a fixed number of generator steps (`STEPS`; the digits preset's
+batch 64 makes 28 steps an epoch), once per seed, as `gan-<backend> train MODEL --dataset digits --seed S` trains
+it but stopping after exactly that many steps. Then it draws `--num` samples from the same z (seed 0; the CGAN asks
+for every class equally often), and the parent process scores them with specs/quality.py: one classifier, one
+code path for both backends.
 Each backend trains in its own process, as in training; the parent imports neither framework.
 The table also holds the real-vs-real baseline (two halves of digits) and, per model, whether the two backends'
 FID lie within each other's seed spread (|mean_torch - mean_keras| <= std_torch + std_keras).
-`--readme` writes the table into README.md between the `quality:begin` and `quality:end` marker comments.
+`--readme` writes the table into README.md between the `quality:begin` and `quality:end` marker comments, or, for a
+run of published presets only, between `quality-published:begin` and `quality-published:end`. Each image size has
+its own classifier (trained on the digits at that size) and its own real-vs-real row.
 """
 
 from __future__ import annotations
@@ -29,24 +34,40 @@ import numpy as np
 from specs import quality
 from specs.datasets import get_spec
 from specs.evaluate import generate_images
-from specs.models import conditioned_on, get_config
+from specs.models import PRESETS, conditioned_on, get_config
 
-MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("torch", "keras")
+BOOK, PUBLISHED = ("dcgan", "wgan_gp", "cgan"), tuple(PRESETS["published"])
+MODELS, BACKENDS = BOOK + PUBLISHED, ("torch", "keras")
 # Generator steps (28 an epoch): DCGAN and CGAN 10 epochs, WGAN-GP 5; about 50 minutes for 3 seeds on 2 idle
 # cores. The CGAN's class accuracy passes 90% at about 280 steps (Keras, seed 0: 51% at 140, 83% at 210, 96% at 280).
-STEPS = {"dcgan": 280, "wgan_gp": 140, "cgan": 280}
+# The published presets: a short budget of 60 steps each (at their own batch sizes: 64, 64, 128, 128 and 32).
+STEPS = {"dcgan": 280, "wgan_gp": 140, "cgan": 280} | dict.fromkeys(PUBLISHED, 60)
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKERS = ("<!-- quality:begin -->", "<!-- quality:end -->")
+PUBLISHED_MARKERS = ("<!-- quality-published:begin -->", "<!-- quality-published:end -->")
+
+
+def model_config(name: str, num_classes: int = 10) -> tuple[str, object]:
+    """(model, configuration) of a table entry: a book model's digits preset, or the published model's preset."""
+    if name in PUBLISHED:
+        return "published", get_config("published", name)
+    return name, conditioned_on(get_config(name, "digits"), num_classes)
+
+
+def digits_spec(name: str, seed: int = 0, cache_dir: str | None = None):
+    """The digits at the entry's image size and channels."""
+    config = model_config(name)[1]
+    return get_spec("digits", seed=seed, cache_dir=cache_dir, image_size=config.image_size, channels=config.channels)
 
 # ---------------------------------------------------------------------------------------- The child: train, sample
 
 
-def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, cache_dir: str | None):
-    """Train `model` for `steps` generator steps from seed `seed`; return (uint8 samples, requested classes or None,
-    seconds of training). Imports only this backend's framework."""
-    spec = get_spec("digits", seed=seed, cache_dir=cache_dir)
+def train_and_sample(backend: str, name: str, seed: int, steps: int, num: int, cache_dir: str | None):
+    """Train the entry `name` for `steps` generator steps from seed `seed`; return (uint8 samples, requested classes
+    or None, seconds of training). Imports only this backend's framework."""
+    spec = digits_spec(name, seed, cache_dir)
     data = spec.load()
-    config = conditioned_on(get_config(model, "digits"), data.num_classes)
+    model, config = model_config(name, data.num_classes)
     per_epoch = len(data.labels) // config.batch_size
     epochs = math.ceil(steps / per_epoch)
     start = time.perf_counter()
@@ -104,16 +125,22 @@ def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
 
 
-def table(cells: dict, baseline: dict, classifier: quality.Classifier, args: argparse.Namespace) -> str:
-    """The markdown table: one row per model and backend, then the real-vs-real baseline."""
+def table(cells: dict, baseline: dict, classifier: dict, args: argparse.Namespace) -> str:
+    """The markdown table: one row per model and backend, then the real-vs-real baseline of each image size
+    (`baseline` and `classifier` by (size, channels))."""
     flag = " --steps " + " ".join(args.steps) if args.steps else ""
-    lines = [f"`python benchmarks/quality.py --seeds {args.seeds}{flag}`: digits 32x32, {args.num} samples per run "
-             f"against the 1,797 real images; mean ± std over "
-             f"{args.seeds} training seeds. Classifier (specs/quality.py): held-out accuracy "
-             f"{100 * classifier.accuracy:.1f}%.", "",
-             "| model | generator steps | backend | FID | KID x 1000 | class accuracy (mean / lowest class) "
-             "| FIDs agree | train s per run |", "|---|---:|---|---:|---:|---:|---|---:|"]
+    models = " ".join(args.models) if set(args.models) != set(BOOK) else ""
+    command = f"`python benchmarks/quality.py --seeds {args.seeds}{flag}{' --models ' + models if models else ''}`"
+    sizes = ", ".join(f"{size}x{size}x{channels}" for size, channels in classifier)
+    accuracy = ", ".join(f"{100 * one.accuracy:.1f}%" for one in classifier.values())
+    lines = [f"{command}: digits at each model's size ({sizes}), {args.num} samples per run against the 1,797 real "
+             f"images; mean ± std over {args.seeds} training seeds. Classifier (specs/quality.py), one per size: "
+             f"held-out accuracy {accuracy}.", "",
+             "| model | images | generator steps | backend | FID | KID x 1000 | class accuracy (mean / lowest class) "
+             "| FIDs agree | train s per run |", "|---|---|---:|---|---:|---:|---:|---|---:|"]
     for model, steps in zip(args.models, args.steps_for):
+        config = model_config(model)[1]
+        images = f"{config.image_size}x{config.image_size}x{config.channels}"
         runs = {backend: cells[model, backend] for backend in args.backends if (model, backend) in cells}
         fids = {backend: np.array([run["fid"] for run in results]) for backend, results in runs.items()}
         agree = "—"
@@ -125,17 +152,20 @@ def table(cells: dict, baseline: dict, classifier: quality.Classifier, args: arg
             if "accuracy" in results[0]:
                 lowest = [min(run["class_accuracy"]) for run in results]
                 accuracy = f"{spread([run['accuracy'] for run in results], 100, 1)}% / {spread(lowest, 100, 1)}%"
-            cells_text = (model, steps, backend, spread(fids[backend]), spread([r["kid"] for r in results], 1e3),
-                          accuracy, agree, f"{np.mean([run['seconds'] for run in results]):.0f}")
+            cells_text = (model, images, steps, backend, spread(fids[backend]),
+                          spread([r["kid"] for r in results], 1e3), accuracy, agree,
+                          f"{np.mean([run['seconds'] for run in results]):.0f}")
             lines.append("| " + " | ".join(str(cell) for cell in cells_text) + " |")
-    lines.append(f"| real vs real (two halves) | | | {baseline['fid']:.2f} | {1e3 * baseline['kid']:.2f} | | | |")
+    for (size, channels), one in baseline.items():
+        lines.append(f"| real vs real (two halves) | {size}x{size}x{channels} | | | {one['fid']:.2f} | "
+                     f"{1e3 * one['kid']:.2f} | | | |")
     return "\n".join(lines)
 
 
-def write_readme(text: str, path: Path = README) -> None:
+def write_readme(text: str, path: Path = README, markers: tuple[str, str] = MARKERS) -> None:
     """Replace what lies between the marker comments of README.md with `text`."""
     content = path.read_text()
-    begin, end = content.index(MARKERS[0]) + len(MARKERS[0]), content.index(MARKERS[1])
+    begin, end = content.index(markers[0]) + len(markers[0]), content.index(markers[1])
     path.write_text(content[:begin] + "\n" + text + "\n" + content[end:])
 
 
@@ -144,7 +174,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per model and backend (default 3)")
     parser.add_argument("--steps", nargs="+", default=[], help=f"N for every model, or MODEL=N (default {STEPS})")
     parser.add_argument("--num", type=int, default=1000, help="samples scored per run (default 1000)")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(BOOK),
+                        help="default: the book's three; the published presets by name")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
     parser.add_argument("--out", default=None, help="folder for the samples (default: a temporary one)")
@@ -167,16 +198,23 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.backend:
         return child(args)
-    spec = get_spec("digits", cache_dir=args.cache_dir)
-    data = spec.load()
-    classifier, _ = quality.load_classifier(data, spec)
-    baseline = quality.real_baseline(classifier, data.images)
+    classifiers, baselines, digits = {}, {}, {}
+    for model in args.models:  # one classifier and one baseline per image size and channels
+        spec = digits_spec(model, cache_dir=args.cache_dir)
+        key = spec.image_size, spec.channels
+        if key not in classifiers:
+            digits[key] = spec.load()
+            classifiers[key] = quality.load_classifier(digits[key], spec)[0]
+            baselines[key] = quality.real_baseline(classifiers[key], digits[key].images)
     cells = {}
     with tempfile.TemporaryDirectory() as temporary:
         out = args.out or temporary
         Path(out).mkdir(parents=True, exist_ok=True)
         for (model, steps), backend in itertools.product(zip(args.models, args.steps_for), args.backends):
             results = []
+            config = model_config(model)[1]
+            key = config.image_size, config.channels
+            classifier, data = classifiers[key], digits[key]
             for run in run_child(args, backend, model, steps, out):
                 with np.load(run["path"]) as arrays:
                     requested = arrays["requested"] if "requested" in arrays.files else None
@@ -184,10 +222,10 @@ def main(argv: list[str] | None = None) -> None:
                 results.append(scores | {"seconds": run["seconds"]})
             cells[model, backend] = results
             print(f"{model} {backend}: FID {spread([r['fid'] for r in results])}", file=sys.stderr, flush=True)
-    text = table(cells, baseline, classifier, args)
+    text = table(cells, baselines, classifiers, args)
     print(text)
     if args.readme:
-        write_readme(text)
+        write_readme(text, markers=PUBLISHED_MARKERS if set(args.models) <= set(PUBLISHED) else MARKERS)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Train-step throughput of our trainers against plain reference loops, GFLOP/s against the matmul peak, and the
-accelerations each framework offers: every model, both backends, the book (64x64) and digits (32x32) presets.
+accelerations each framework offers: every model, both backends, the book (64x64) and digits (32x32) presets, and
+the published models' presets (pytorch-examples, pytorch-gan-mlp, face32, svhn-tf1, celeba-keras).
 
-Usage: python benchmarks/throughput.py [--models ...] [--presets book digits] [--backends torch keras]
+Usage: python benchmarks/throughput.py [--models ...] [--presets book digits face32 ...] [--backends torch keras]
                                        [--variants ...] [--steps N] [--warmup 2] [--max-batch 128]
 Cells (each in its own process, so thread settings, compile caches and thread pools never mix):
 - ours: torch `trainer.train_step(batch)`; Keras `trainer.fit` on a repeated tf.data batch (the compiled path).
@@ -13,7 +14,8 @@ Cells (each in its own process, so thread settings, compile caches and thread po
   WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
   penalty needs), channels-last memory format, 1 thread instead of the default; Keras `jit_compile=True` (XLA),
   1 intra-op thread.
-GFLOP per step is counted from the layer shapes (`step_flops`): 2 x multiply-adds of every conv and convT; a pass
+GFLOP per step is counted from the layer shapes (`step_flops`; the published networks' by forward hooks on their
+torch layers, `published_flops`): 2 x multiply-adds of every conv, convT and Linear; a pass
 whose weights are differentiated counts 3 x its forward (forward, input and weight gradients), one differentiated
 only to reach the generator 2 x, one without gradient 1 x, and the gradient penalty 6 x (forward, input gradient
 kept as a graph, and the double backward through both). Activations, BatchNorm and Adam are left out.
@@ -35,9 +37,11 @@ import time
 
 import numpy as np
 
+from specs.models import PRESETS as MODEL_PRESETS
 from specs.models import get_config
 
-MODELS, PRESETS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("book", "digits"), ("torch", "keras")
+MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan", "published"), ("torch", "keras")
+PRESETS = ("book", "digits", *MODEL_PRESETS["published"])
 VARIANTS = {"torch": ("ours", "reference", "compile", "channels_last", "threads=1"),
             "keras": ("ours", "reference", "xla", "threads=1")}
 TARGET_GFLOP = 150  # default timed steps: about this much work per cell (a few seconds on 2 cores)
@@ -63,10 +67,39 @@ def network_flops(config) -> tuple[float, float]:
     return generator, critic + 2 * inputs * 16  # the last conv: 4x4 -> 1x1, one output
 
 
+def published_flops(config) -> tuple[float, float]:
+    """Forward FLOPs per image of a published model's generator and discriminator: 2 x the multiply-adds of every
+    conv, transposed conv and Linear, counted by forward hooks on the torch networks (torch is imported here)."""
+    import torch
+
+    from torch_impl.published import NETWORKS
+
+    totals = []
+    for network in (build(config) for build in NETWORKS[config.architecture]):
+        count = [0.0]
+
+        def hook(module, args, output, count=count):
+            if isinstance(module, torch.nn.Linear):
+                count[0] += 2 * module.in_features * module.out_features
+            elif isinstance(module, torch.nn.Conv2d):  # every output pixel reads k * k * in taps
+                count[0] += 2 * output[0].numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1]
+            elif isinstance(module, torch.nn.ConvTranspose2d):  # every input pixel meets k * k * out taps
+                count[0] += 2 * args[0][0].numel() * module.out_channels * module.kernel_size[0] * module.kernel_size[1]
+
+        for module in network.modules():
+            module.register_forward_hook(hook)
+        size = config.image_size
+        example = torch.zeros(1, config.latent_dim) if not totals else torch.zeros(1, config.channels, size, size)
+        with torch.no_grad():
+            network.eval()(example)
+        totals.append(count[0])
+    return totals[0], totals[1]
+
+
 def step_flops(model: str, config) -> float:
     """FLOPs of one train step of our trainers (see the module docstring for the counting)."""
-    g, d = network_flops(config)
-    if model == "dcgan":  # D on real and fake (3 + 3); G's step: D differentiated to reach G (2), G (3)
+    g, d = published_flops(config) if model == "published" else network_flops(config)
+    if model in ("dcgan", "published"):  # D on real and fake (3 + 3); G's step: D differentiated to reach G (2), G (3)
         return config.batch_size * (3 * g + (7 if config.update_order == "simultaneous" else 8) * d)  # 7: shared pass
     critic_step = g + 3 * d + 3 * d + 6 * d  # G without gradient; C on real, on fake; the gradient penalty
     return config.batch_size * (config.critic_steps * critic_step + 3 * g + 2 * d)
@@ -90,9 +123,11 @@ def torch_reference(model: str, config):
     import torch
 
     from torch_impl.dcgan import Discriminator, Generator
+    from torch_impl.published import NETWORKS
     from torch_impl.wgan_gp import Critic
 
-    G, D = Generator(config), (Discriminator if model == "dcgan" else Critic)(config)
+    networks = NETWORKS[config.architecture] if model == "published" else (Generator, Discriminator)
+    G, D = networks[0](config), (networks[1] if model in ("dcgan", "published") else Critic)(config)
     opt_g, opt_d = (torch.optim.Adam(net.parameters(), config.learning_rate, (config.beta_1, config.beta_2))
                     for net in (G, D))
     bce = torch.nn.BCEWithLogitsLoss()
@@ -106,7 +141,7 @@ def torch_reference(model: str, config):
     def step(batch):
         real, y = batch if isinstance(batch, tuple) else (batch, None)
         b = real.shape[0]
-        if model == "dcgan":
+        if model in ("dcgan", "published"):
             D.zero_grad()
             bce(D(real), torch.ones(b, 1)).backward()
             fake = G(torch.randn(b, config.latent_dim))
@@ -147,7 +182,7 @@ def torch_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
         trainer = build_trainer(model, config, seed=0)
         trainer.train()
         if variant == "compile":  # not a critic with a penalty: compiled graphs have no double backward
-            for name in ("generator", "discriminator") if model == "dcgan" else ("generator",):
+            for name in ("generator", "discriminator") if model in ("dcgan", "published") else ("generator",):
                 setattr(trainer, name, torch.compile(getattr(trainer, name)))
         if variant == "channels_last":
             trainer.to(memory_format=torch.channels_last)
@@ -175,7 +210,10 @@ def keras_reference(model: str, config):
     from keras import ops
 
     from keras_impl.dcgan import Discriminator, Generator
+    from keras_impl.published import NETWORKS
     from keras_impl.wgan_gp import Critic
+
+    networks = NETWORKS[config.architecture] if model == "published" else (Generator, Discriminator)
 
     def g_in(z, y):
         return z if y is None else ops.concatenate([z, y], 1)
@@ -188,8 +226,8 @@ def keras_reference(model: str, config):
     class Reference(keras.Model):
         def __init__(self):
             super().__init__()
-            self.generator = Generator(config)
-            self.discriminator = (Discriminator if model == "dcgan" else Critic)(config)
+            self.generator = networks[0](config)
+            self.discriminator = (networks[1] if model in ("dcgan", "published") else Critic)(config)
             self.seed_generator = keras.random.SeedGenerator(0)
 
         def compile(self, **kwargs):
@@ -204,7 +242,7 @@ def keras_reference(model: str, config):
         def train_step(self, data):
             real, y = data if isinstance(data, tuple) else (data, None)
             b, G, D = ops.shape(real)[0], self.generator, self.discriminator
-            if model == "dcgan":
+            if model in ("dcgan", "published"):
                 fake = G(keras.random.normal((b, config.latent_dim), seed=self.seed_generator), training=True)
                 labels = ops.concatenate([ops.ones((b, 1)), ops.zeros((b, 1))])
                 with tf.GradientTape() as tape:
@@ -319,7 +357,8 @@ def default_steps(model: str, config) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
+    parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS),
+                        help="each model runs the presets it has (book, digits; the published model's own)")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--variants", nargs="+", default=None, help="subset of: " + ", ".join(
         dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; ours is always run)")
@@ -344,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     peaks = {backend: run_child({"backend": backend, "variant": "peak"}) for backend in args.backends}
     rows = []
     for preset in args.presets:
-        for model in args.models:
+        for model in [model for model in args.models if preset in MODEL_PRESETS[model]]:
             config = config_of(model, preset, args.max_batch)
             steps = args.steps or default_steps(model, config)
             flops = step_flops(model, config)

@@ -2,8 +2,9 @@
 
 Radford, Metz and Chintala 2015 (arXiv:1511.06434), as built in chapter 4 of Generative Deep Learning (2nd ed.).
 Generator G: z ~ N(0, 1) -> image in [-1, 1]; discriminator D: image -> logit (no sigmoid inside).
-D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 ; G loss = BCE(D(G(z)), 1) ; BCE taken from logits.
-Label noise U ~ U(0, 1): targets t_real = 1 - a*U, t_fake = a*U, or the book's 1 + a*U and -a*U.
+D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 (or their sum) ; G loss = BCE(D(G(z)), 1) ; BCE from logits.
+Label noise U ~ U(0, 1): targets t_real = 1 - s - a*U, t_fake = a*U, or the book's 1 - s + a*U and -a*U (s: one-sided
+label smoothing, 0 in the book). z ~ N(0, 1), or U(-1, 1) for published models that draw it so.
 Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
 a G step through a fresh pass of the updated D). Layout NHWC; layer names equal those of the torch file.
 """
@@ -94,15 +95,16 @@ def binary_crossentropy(targets, logits):
 
 def label_targets(label_noise, config: DCGANConfig):
     """Noisy targets from U(0, 1) draws of shape (2, N, 1): row 0 for real images, row 1 for fake ones."""
-    amount = config.label_noise
+    amount, real = config.label_noise, 1 - config.label_smoothing
     if config.book_label_noise:
-        return 1 + amount * label_noise[0], -amount * label_noise[1]
-    return 1 - amount * label_noise[0], amount * label_noise[1]
+        return real + amount * label_noise[0], -amount * label_noise[1]
+    return real - amount * label_noise[0], amount * label_noise[1]
 
 
-def discriminator_loss(real_logits, fake_logits, real_targets, fake_targets):
-    """(BCE(real) + BCE(fake)) / 2, as in the book."""
-    return (binary_crossentropy(real_targets, real_logits) + binary_crossentropy(fake_targets, fake_logits)) / 2
+def discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, config: DCGANConfig):
+    """(BCE(real) + BCE(fake)) / 2, as in the book, or their sum (d_loss_reduction "sum": errD_real + errD_fake)."""
+    total = binary_crossentropy(real_targets, real_logits) + binary_crossentropy(fake_targets, fake_logits)
+    return total if config.d_loss_reduction == "sum" else total / 2
 
 
 def generator_loss(fake_logits):
@@ -131,8 +133,7 @@ class DCGAN(keras.Model):
     def __init__(self, config: DCGANConfig, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        self.generator = Generator(config)
-        self.discriminator = Discriminator(config)
+        self.generator, self.discriminator = self.build_networks(config)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in ("d_loss", "g_loss", "d_real", "d_fake")}
 
@@ -149,14 +150,22 @@ class DCGAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def build_networks(self, config: DCGANConfig) -> tuple[keras.Model, keras.Model]:
+        """The generator and the discriminator: the book's (keras_impl/published.py builds the published models')."""
+        return Generator(config), Discriminator(config)
+
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
     def sample_noise(self, batch_size, z=None, label_noise=None):
-        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given."""
+        """z ~ N(0, 1) or U(-1, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless
+        given."""
         dtype = self.generator.compute_dtype
-        if z is None:
-            z = keras.random.normal((batch_size, self.config.latent_dim), seed=self.seed_generator, dtype=dtype)
+        shape = (batch_size, self.config.latent_dim)
+        if z is None and self.config.latent_distribution == "uniform":
+            z = keras.random.uniform(shape, minval=-1.0, maxval=1.0, seed=self.seed_generator, dtype=dtype)
+        elif z is None:
+            z = keras.random.normal(shape, seed=self.seed_generator, dtype=dtype)
         if label_noise is None:
             label_noise = keras.random.uniform((2, batch_size, 1), seed=self.seed_generator, dtype=dtype)
         return z, label_noise
@@ -167,7 +176,7 @@ class DCGAN(keras.Model):
         fake = self.generator(z, training=True)
         real_logits = self.discriminator(real, training=True)
         fake_logits = self.discriminator(fake, training=True)
-        d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+        d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, self.config)
         g_loss = generator_loss(fake_logits)
         return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits, "fake_logits": fake_logits}
 
@@ -194,7 +203,7 @@ class DCGAN(keras.Model):
             with tf.GradientTape() as d_tape:
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
-                d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+                d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, self.config)
                 d_share = replica_share(d_loss)
             d_grads = d_tape.gradient(d_share, d_params)
             self.d_optimizer.apply_gradients(zip(d_grads, d_params))

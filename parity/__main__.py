@@ -40,14 +40,16 @@ SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside
                       "parity.quality")
 
 
-def check_variants(model: str, presets: list[str], orders: list[str]):
-    """(label, configuration) for each preset, and each update order asked for where the model has one."""
+def check_variants(model: str, presets: list[str], orders: list[str] | None):
+    """(label, configuration) for each preset, and each update order asked for where the model has one. Without
+    orders: both for the book's models, each published preset's own (its original's) for the published model."""
     for preset in presets:
         config = get_config(model, preset)
         if not hasattr(config, "update_order"):
             yield preset, config
             continue
-        for order in orders:
+        chosen = orders or (list(UPDATE_ORDERS) if checks.MODELS[model].both_orders else [config.update_order])
+        for order in chosen:
             yield f"{preset}/{order}", dataclasses.replace(config, update_order=order)
 
 
@@ -92,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"one or more of: {', '.join(checks.MODELS)}")
     check.add_argument("--dtype", nargs="+", choices=("float64", "float32"), default=["float64"])
     check.add_argument("--preset", nargs="+", default=None, help="presets to check (default: all)")
-    check.add_argument("--update-order", nargs="+", choices=UPDATE_ORDERS, default=list(UPDATE_ORDERS))
+    check.add_argument("--update-order", nargs="+", choices=UPDATE_ORDERS, default=None,
+                       help="default: both for dcgan, each published preset's own")
     check.add_argument("--check", nargs="+", choices=checks.CHECKS, default=None, help="default: all that apply")
     check.add_argument("--batch-size", type=positive_int, default=8, help="batch of the checks (default 8)")
     check.add_argument("--steps", type=positive_int, default=checks.TRAJECTORY_STEPS,

@@ -42,9 +42,11 @@ import torch
 
 import keras_impl.cgan
 import keras_impl.dcgan
+import keras_impl.published
 import keras_impl.wgan_gp
 import torch_impl.cgan
 import torch_impl.dcgan
+import torch_impl.published
 import torch_impl.wgan_gp
 from keras_impl.trainers import build_trainer as build_keras_trainer
 from parity import convert
@@ -60,7 +62,7 @@ from parity.distributions import (
 from parity.results import CheckResult, compare, failed, nchw_to_nhwc, to_numpy
 from parity.settings import TOLERANCE as SETTINGS_TOLERANCE
 from parity.settings import check_settings
-from specs.models import torch_bn_momentum
+from specs.models import ARCHITECTURES
 from torch_impl.trainers import build_trainer as build_torch_trainer
 
 CHECKS = ("shapes", "settings", "initialization", "forward", "dropout", "losses", "gradients", "gradient_penalty",
@@ -74,7 +76,10 @@ TRAJECTORY_STEPS = 5  # full train steps of the trajectory check (gan-parity che
 # see: forward and losses within 1e-5. Gradients through training-mode BatchNorm lose about three digits in float32
 # in both frameworks (book discriminator, conv2: torch float32 is 3.5e-4 and Keras float32 1.4e-3 away from the
 # float64 gradient), and Adam turns a relative difference in a gradient into a difference in a step of size up to
-# the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds.
+# the learning rate, so float32 gradients and trajectories are reported against looser, measured bounds. The
+# trajectory's: the face generator's discriminator normalises a 1x1 map (at batch 8, 8 values per channel), and after
+# 5 steps in float32 its last BatchNorm's running mean is 0.020 (torch) and 0.032 (Keras) away from the float64
+# trajectory from the same start, 0.035 from each other; the book's models stay within 5e-3.
 # settings: relative differences of hyperparameters; initialization: units of sampling noise; dropout: fractions;
 # randomness: statistics of large draws (parity/distributions.py); data: the bytes must be equal.
 OWN_SCALES = {"settings": SETTINGS_TOLERANCE, "initialization": NOISE_UNITS, "dropout": DROPOUT_TOLERANCE,
@@ -82,7 +87,7 @@ OWN_SCALES = {"settings": SETTINGS_TOLERANCE, "initialization": NOISE_UNITS, "dr
 TOLERANCES = {
     "float64": {name: 1e-10 for name in CHECKS} | {"shapes": 0.0} | OWN_SCALES,
     "float32": {"shapes": 0.0, "forward": 1e-5, "losses": 1e-5, "gradients": 5e-3, "gradient_penalty": 1e-5,
-                "trajectory": 2e-2, "batch_independence": 1e-5} | OWN_SCALES,
+                "trajectory": 5e-2, "batch_independence": 1e-5} | OWN_SCALES,
 }
 
 
@@ -98,11 +103,21 @@ class ModelPair:
     randomness: Callable[[Harness], dict[str, np.ndarray]]  # injected randomness of one train step, in the
     # order the trainers' own `sample_noise(batch_size)` returns it
     checks: tuple[str, ...]  # the checks that apply
+    direction: Callable[[object], str] = lambda config: "torch-to-keras"  # which way a configuration's weights
+    # are copied: from the original into the port
+    both_orders: bool = True  # checked in both update orders by default (a published model: in its original's)
 
 
 def dcgan_randomness(h: Harness) -> dict[str, np.ndarray]:
-    """z (N, latent_dim) and label noise (2, N, 1)."""
-    return {"z": h.normal(h.batch_size, h.config.latent_dim), "label_noise": h.uniform(2, h.batch_size, 1)}
+    """z (N, latent_dim), from the model's distribution, and label noise (2, N, 1)."""
+    shape = (h.batch_size, h.config.latent_dim)
+    z = h.uniform(*shape, low=-1.0, high=1.0) if h.config.latent_distribution == "uniform" else h.normal(*shape)
+    return {"z": z, "label_noise": h.uniform(2, h.batch_size, 1)}
+
+
+def published_direction(config) -> str:
+    """torch -> Keras for the torch originals, Keras -> torch for the TensorFlow and Keras ones."""
+    return ARCHITECTURES[config.architecture].direction
 
 
 def wgan_gp_randomness(h: Harness) -> dict[str, np.ndarray]:
@@ -125,6 +140,12 @@ MODELS = {
     "cgan": ModelPair(
         torch_impl.cgan, keras_impl.cgan, "CGAN", networks=("generator", "critic"),
         losses=("g_loss", "c_loss"), randomness=wgan_gp_randomness, checks=CHECKS,
+    ),
+    "published": ModelPair(
+        torch_impl.published, keras_impl.published, "PublishedDCGAN", networks=("generator", "discriminator"),
+        losses=("g_loss", "d_loss"), randomness=dcgan_randomness,
+        checks=tuple(name for name in CHECKS if name not in CRITIC_ONLY), direction=published_direction,
+        both_orders=False,
     ),
 }
 
@@ -168,8 +189,9 @@ class Harness:
         self.torch_trainer.to(getattr(torch, self.dtype))
         self.keras_trainer = build_keras_trainer(self.model, self.config, self.seed)
         self.table = convert.trainer_table(self.torch_trainer, self.keras_trainer, self.pair.networks, self.problems)
-        if self.copy and not self.problems:
-            convert.torch_to_keras(self.table)
+        if self.copy and not self.problems:  # from the original into the port
+            keras_original = self.pair.direction(self.config) == "keras-to-torch"
+            (convert.keras_to_torch if keras_original else convert.torch_to_keras)(self.table)
         self.rng = np.random.default_rng(self.seed)
         if self.mutate is not None:
             self.mutate(self)
@@ -224,15 +246,53 @@ def both(data):
     return torch.from_numpy(np.ascontiguousarray(data)), tf.constant(nchw_to_nhwc(data))
 
 
+def _is_crop(layer) -> bool:
+    """A layer that crops (torch: a ZeroPad2d of negative padding; Keras: Cropping2D), which belongs with the layer
+    before it; any other layer on one side only (an explicit padding) belongs with the layer after it."""
+    if isinstance(layer, (torch.nn.ZeroPad1d, torch.nn.ZeroPad2d)):
+        return all(side <= 0 for side in layer.padding) and any(side < 0 for side in layer.padding)
+    return isinstance(layer, (keras.layers.Cropping1D, keras.layers.Cropping2D))
+
+
+def _grouped(items: list[tuple[str, object]], shared: list[str]) -> dict[str, list]:
+    """Each layer both sides name, with the one-side-only layers that run with it (crops after, the rest before)."""
+    groups: dict[str, list] = {}
+    pending: list = []
+    last = None
+    for name, layer in items:
+        if name in shared:
+            groups[name], pending, last = pending + [layer], [], name
+        elif _is_crop(layer) and last is not None:
+            groups[last].append(layer)
+        else:
+            pending.append(layer)
+    if pending and last is not None:
+        groups[last] += pending
+    return groups
+
+
 def layer_outputs(torch_net, keras_net, inputs: np.ndarray, training: bool):
-    """Run both networks layer by layer; yield (layer name, torch output, Keras output)."""
+    """Run both networks layer by layer; yield (layer name, torch output, Keras output) for each layer both name.
+    A layer of one side only (the explicit padding of a port of TensorFlow's "same", the crop of a port of torch's
+    transposed-conv padding) runs on its side with its neighbour: a crop with the layer before it, a padding with
+    the layer after it. Flat features from a Flatten, or going into a Reshape, are in torch's (C, H, W) order and
+    Keras's (H, W, C): the torch output is put in Keras's order (parity/convert.py flat_feature_order)."""
     torch_net.train(training)
     torch_x, keras_x = both(inputs)
-    keras_layers = {layer.name: layer for layer in keras_net.layers}
-    for name, module in torch_net.named_children():
-        torch_x = module(torch_x)
-        keras_x = keras_layers[name](keras_x, training=training)
-        yield name, torch_x, keras_x
+    torch_items = list(torch_net.named_children())
+    keras_items = [(layer.name, layer) for layer in keras_net.layers]
+    keras_names = [name for name, _ in keras_items]
+    shared = [name for name, _ in torch_items if name in keras_names]
+    if shared != [name for name in keras_names if name in shared]:
+        raise ValueError(f"the layers both networks name come in another order: torch {shared}, Keras {keras_names}")
+    torch_groups, keras_groups = _grouped(torch_items, shared), _grouped(keras_items, shared)
+    for name in shared:
+        for module in torch_groups[name]:
+            torch_x = module(torch_x)
+        for layer in keras_groups[name]:
+            keras_x = layer(keras_x, training=training)
+        order = convert.flat_feature_order(keras_net, keras_names.index(keras_groups[name][-1].name))
+        yield name, torch_x if order is None else torch_x[:, torch.from_numpy(order)], keras_x
 
 
 # ----------------------------------------------------------------------------------------------- The checks
@@ -398,7 +458,7 @@ def _unbiased_running_var(h: Harness, port, keras_var, initial, count: int) -> n
     network, layer = port.name.split(".")[:2]
     module = getattr(getattr(h.torch_trainer, network), layer)
     updates = int(module.num_batches_tracked)
-    decay = (1 - torch_bn_momentum(h.config.bn_momentum)) ** updates * initial
+    decay = (1 - module.momentum) ** updates * initial
     return decay + count / (count - 1) * (keras_var - decay)
 
 
@@ -437,5 +497,9 @@ def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, 
             if harness.problems and name in NEEDS_COPY:
                 results.append(failed(name, tolerance, f"the pair does not convert: {harness.problems[0]}"))
                 continue
-            results.append(CHECK_FUNCTIONS[name](harness))
+            try:
+                results.append(CHECK_FUNCTIONS[name](harness))
+            except Exception as error:  # a pair that cannot even run the check fails it, and the others still run
+                message = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+                results.append(failed(name, tolerance, f"the check raised {message}"))
     return results

@@ -112,17 +112,39 @@ def _dense_maps(in_order: np.ndarray | None, out_order: np.ndarray | None):
     return (kernel_to_keras, kernel_to_torch), (bias_to_keras, bias_to_torch)
 
 
-def _neighbour_orders(model: keras.Sequential, index: int):
-    """Flat-index orders for a Dense at `index`: after a Flatten of (H, W, C), before a Reshape to (H, W, C)."""
+FEATURE_WISE = (layers.BatchNormalization, layers.Dropout, layers.Activation, layers.LeakyReLU, layers.ReLU)  # per
+# feature: flat features keep their order through these
+
+
+def flat_feature_order(model: keras.Sequential, index: int) -> np.ndarray | None:
+    """The order of the flat features the layer at `index` puts out, against torch's: perm[k] = the torch index of
+    Keras feature k, where they come from a Flatten of (H, W, C) or go (through per-feature layers: BatchNorm,
+    activations, dropout) into a Reshape to (H, W, C); None where the two orders agree."""
     stack = model.layers
-    in_order = out_order = None
-    if index > 0 and isinstance(stack[index - 1], layers.Flatten):
-        shape = tuple(stack[index - 1].input.shape[1:])
-        in_order = chw_to_hwc_order(shape) if len(shape) == 3 else None
-    if index + 1 < len(stack) and isinstance(stack[index + 1], layers.Reshape):
-        shape = tuple(stack[index + 1].target_shape)
-        out_order = chw_to_hwc_order(shape) if len(shape) == 3 else None
-    return in_order, out_order
+    position = index
+    while position >= 0 and isinstance(stack[position], FEATURE_WISE):  # back through per-feature layers
+        position -= 1
+    if position >= 0 and isinstance(stack[position], layers.Flatten):
+        shape = tuple(stack[position].input.shape[1:])
+        return chw_to_hwc_order(shape) if len(shape) == 3 else None
+    if len(stack[index].output.shape) != 2:
+        return None
+    position = index + 1
+    while position < len(stack) and isinstance(stack[position], FEATURE_WISE):  # forward to a Reshape
+        position += 1
+    if position < len(stack) and isinstance(stack[position], layers.Reshape):
+        shape = tuple(stack[position].target_shape)
+        return chw_to_hwc_order(shape) if len(shape) == 3 else None
+    return None
+
+
+def _neighbour_orders(model: keras.Sequential, index: int):
+    """Flat-index orders for a Dense or a BatchNorm over features at `index`: its input's (a Dense after a Flatten)
+    and its output's (before a Reshape to (H, W, C)); per-feature layers in between are looked through."""
+    in_order = flat_feature_order(model, index - 1) if index > 0 else None
+    if not isinstance(model.layers[index], layers.Dense):
+        in_order = None
+    return in_order, flat_feature_order(model, index)
 
 
 WEIGHTED_TORCH = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear,
@@ -173,7 +195,9 @@ def weight_table(module: nn.Sequential, model: keras.Sequential, prefix: str = "
                 fail(f"torch layer {prefix}{name!r} has no Keras layer of that name")
             continue
         layer = model.layers[keras_index[name]]
-        orders = _neighbour_orders(model, keras_index[name]) if type(layer) is layers.Dense else (None, None)
+        over_features = isinstance(layer, layers.BatchNormalization) and len(layer.input.shape) == 2
+        orders = _neighbour_orders(model, keras_index[name]) if type(layer) is layers.Dense or over_features \
+            else (None, None)
         ports += _layer_ports(f"{prefix}{name}", child, layer, orders, fail, reported)
     _unmapped_keras(model, ports, reported, fail)
     return ports

@@ -90,6 +90,8 @@ def distribution_row(label: str, torch_values: np.ndarray, keras_values: np.ndar
     torch_stats, keras_stats = initial_statistics(torch_values), initial_statistics(keras_values)
     gaps = np.abs(torch_stats - keras_stats)
     pooled = math.sqrt((torch_stats[1] ** 2 + keras_stats[1] ** 2) / 2)
+    if np.asarray(torch_values).size == 1 and gaps.max() > 0:  # one draw on each side (a Dense(1)'s bias) tells
+        return f"{label} (1 value on each side: too few to judge a distribution)", float(gaps.max()), 0.0  # nothing
     if pooled == 0:  # constants on both sides (zeros, ones): equal or not
         units = np.where(gaps == 0, 0.0, math.inf)
     else:

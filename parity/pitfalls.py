@@ -58,7 +58,8 @@ def for_model(model: str) -> list[Pitfall]:
     return [pitfall for pitfall in CATALOGUE if model in pitfall.models]
 
 
-ALL = ("dcgan", "wgan_gp", "cgan")
+ALL = ("dcgan", "wgan_gp", "cgan", "published")  # measured on a book model; the published ones have these layers too
+SMALL = {"width": 2, "latent_dim": 8}  # the published models' entries: every layer of the original, few numbers
 CRITICS = ("wgan_gp", "cgan")
 
 CATALOGUE: tuple[Pitfall, ...] = (
@@ -364,6 +365,80 @@ CATALOGUE: tuple[Pitfall, ...] = (
         "", "nn.BatchNorm2d(channels)  # momentum=0.1: Keras's 0.9",
         "layers.BatchNormalization()  # momentum=0.99", "layers.BatchNormalization(momentum=0.9)",
         bugs.on_model("dcgan", "trajectory", bugs.keras_default_bn_momentum),
+    ),
+    # Entries 43 on: the published models' porting traps, seeded into those models (the `published` model).
+    Pitfall(
+        43, "bn1d-positional-epsilon", "BatchNorm1d(n, 0.8) as published against a port reading momentum 0.8 "
+        "(pytorch-gan-mlp)", ("published",), "forward",
+        "PyTorch-GAN's gan.py builds its generator blocks with nn.BatchNorm1d(out_feat, 0.8), ported from the "
+        "author's Keras-GAN, where BatchNormalization(momentum=0.8) stands. torch's second positional parameter is "
+        "eps: the published network divides by sqrt(var + 0.8) and keeps torch's momentum 0.1. A Keras port that "
+        "writes the momentum it sees builds what was meant, not what was published: the activations after every "
+        "BatchNorm differ. The published model defaults to what was meant (bn_momentum 0.8) and reproduces the "
+        "published slip with --bn-positional-epsilon true, in both frameworks.",
+        "nn.BatchNorm1d(out_feat, 0.8)  # eps=0.8, momentum=0.1",
+        "nn.BatchNorm1d(out_feat, momentum=1 - 0.8)  # what was meant; or eps=0.8 on both sides",
+        "layers.BatchNormalization(momentum=0.8)  # the port of BatchNorm1d(out_feat, 0.8)",
+        "layers.BatchNormalization(momentum=0.9, epsilon=0.8)  # what the published line computes",
+        bugs.on_model("published", "forward", bugs.positional_bn_epsilon, preset="pytorch-gan-mlp", **SMALL),
+    ),
+    Pitfall(
+        44, "transposed-padding-uncropped-face32", "torch ConvTranspose2d(padding=1) ported without a crop "
+        "(face32)", ("published",), "shapes",
+        "The face generator's last layer, ConvTranspose2d(32, 3, 4, stride=1, padding=1), takes 31x31 to 32x32: "
+        "the full transposed output is 34x34 and torch's padding=1 crops a row and a column from each border. "
+        "Keras's Conv2DTranspose has no such padding: \"valid\" gives the full 34x34 and \"same\" crops (1, 2), "
+        "another window. The port needs \"valid\" and a Cropping2D(1); without it the generator draws 34x34 images "
+        "that the discriminator refuses.",
+        "", "nn.ConvTranspose2d(conv_dim, 3, 4, stride=1, padding=1, bias=False)",
+        'layers.Conv2DTranspose(3, 4, strides=1, padding="valid", use_bias=False)  # 34x34',
+        'layers.Conv2DTranspose(3, 4, strides=1, padding="valid", use_bias=False), layers.Cropping2D(1)',
+        bugs.on_model("published", "shapes", patch=bugs.keras_transposed_without_crop, preset="face32", **SMALL),
+    ),
+    Pitfall(
+        45, "tf-same-k5-s2-svhn", 'TensorFlow\'s k5 stride-2 "same" ported as symmetric padding (svhn-tf1)',
+        ("published",), "forward",
+        "The TF1 tutorial's convolutions are k5 stride 2 with padding=\"same\": on an even input TensorFlow pads 1 "
+        "pixel before and 2 after. torch's Conv2d(..., 5, 2, padding=2) pads 2 and 2: the same shape, another "
+        "window, every value different. Its transposed convs crop 1 before and 2 after; ConvTranspose2d(padding=2, "
+        "output_padding=1) crops 2 and 1. The port pads with an explicit ZeroPad2d((1, 2, 1, 2)) and crops with "
+        "padding=1 and a ZeroPad2d((0, -1, 0, -1)).",
+        "nn.Conv2d(c_in, c_out, 5, stride=2, padding=2); nn.ConvTranspose2d(c_in, c_out, 5, 2, 2, output_padding=1)",
+        "nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(c_in, c_out, 5, stride=2); "
+        "nn.ConvTranspose2d(c_in, c_out, 5, 2, padding=1), nn.ZeroPad2d((0, -1, 0, -1))",
+        "", 'tf.layers.conv2d(x, c_out, 5, strides=2, padding="same")  # layers.Conv2D in Keras 3',
+        bugs.on_model("published", "forward", patch=bugs.torch_symmetric_same_padding, preset="svhn-tf1", **SMALL),
+    ),
+    Pitfall(
+        46, "tf-layers-bn-defaults", "tf.layers.batch_normalization's defaults mapped where the code passes its own "
+        "(svhn-tf1)", ("published",), "forward",
+        "tf.layers.batch_normalization defaults to momentum 0.99 and epsilon 1e-3 (as Keras's BatchNormalization "
+        "does); torch's BatchNorm2d to 0.1 (Keras's 0.9) and 1e-5. The tutorial's batch_norm helper passes "
+        "momentum=0.9 and epsilon=1e-5 itself, which torch's defaults happen to equal. A port that maps TensorFlow's "
+        "defaults (eps=1e-3, momentum=0.01) instead of reading the helper's arguments normalises with another "
+        "epsilon and keeps running statistics ten times slower; code that relies on TensorFlow's defaults is the "
+        "opposite case, where torch's defaults are wrong.",
+        "nn.BatchNorm2d(c, eps=1e-3, momentum=1 - 0.99)  # tf.layers' defaults",
+        "nn.BatchNorm2d(c, eps=1e-5, momentum=1 - 0.9)  # the helper's epsilon and momentum",
+        "", "tf.layers.batch_normalization(x, training=training, epsilon=1e-5, momentum=0.9)",
+        bugs.on_model("published", "forward", bugs.tf_layers_bn_defaults, preset="svhn-tf1", **SMALL),
+    ),
+    Pitfall(
+        47, "keras-trainable-at-compile", "Keras trainable = False of the combined model, read at compile time in "
+        "Keras 2 and at every step in Keras 3 (celeba-keras)", ("published",), "forward",
+        "The post compiles the discriminator, sets discriminator.trainable = False and compiles the combined model "
+        "G -> D. Keras 2 read trainable when a model was compiled, so discriminator.train_on_batch still trained D "
+        "and the combined model trained G alone. Keras 3 reads it whenever a step runs: the post's code trains no "
+        "discriminator at all (train_on_batch warns that the model has no trainable weights), and a frozen "
+        "BatchNormalization runs in inference mode even when called with training=True. Kept on the Keras side of "
+        "this port, the flag changes every training-mode output of D's BatchNorm layers, and D's optimiser is "
+        "handed no variables. The order of updates the pattern stands for is the alternating one, which the "
+        "trainer takes with two optimisers and no flag: the G step applies G's gradients only.",
+        "for p in discriminator.parameters(): p.requires_grad_(False)  # once: D never trains",
+        "g_grads = torch.autograd.grad(g_loss, generator_params)  # only G's step, D left as it is",
+        "discriminator.trainable = False  # for the combined model, then a custom or Keras 3 train step",
+        "g_grads = tape.gradient(g_loss, generator.trainable_weights)  # no trainable flag",
+        bugs.on_model("published", "forward", bugs.keras_discriminator_frozen, preset="celeba-keras", **SMALL),
     ),
 )
 

@@ -24,7 +24,9 @@ from torch import nn
 
 import keras_impl.data
 import keras_impl.dcgan
+import keras_impl.published
 import torch_impl.data
+import torch_impl.published
 from parity import checks, convert
 from parity.checks import CheckResult
 from parity.data import check_labels_follow_image_id
@@ -41,7 +43,7 @@ def on_model(model: str, check: str, mutate: Callable[[checks.Harness], None] | 
     bugged."""
 
     def measure(bugged: bool) -> CheckResult:
-        config = get_config(model, preset, width=8, **fields)
+        config = get_config(model, preset, **{"width": 8} | fields)
         [result] = checks.run_checks(model, config, "float64", batch_size=4, checks=(check,),
                                      mutate=mutate if bugged else None, patch=patch if bugged else None)
         return result
@@ -346,3 +348,63 @@ def keras_default_bn_momentum(h):
     for network in ("generator", "discriminator"):
         for layer in keras_layers(h, network, layers.BatchNormalization):
             layer.momentum = 0.99
+
+
+# ------------------------------------------------------------------------------- Published models' porting traps
+
+
+def positional_bn_epsilon(h):
+    """PyTorch-GAN's BatchNorm1d(out_feat, 0.8) as published, in torch (eps 0.8, momentum torch's 0.1), against the
+    Keras port that reads the 0.8 as BatchNormalization(momentum=0.8), which the author meant."""
+    for network in ("generator", "discriminator"):
+        for _, module in torch_modules(h, network, nn.BatchNorm1d):
+            module.eps, module.momentum = h.config.bn_momentum, 0.1
+
+
+_keras_torch_transposed = keras_impl.published._torch_transposed
+
+
+def _uncropped_transposed(name, filters, kernel, stride, padding, config, use_bias=True):
+    """torch's ConvTranspose2d(padding=p) ported as a Conv2DTranspose, "valid" unless "same" fits, without its crop."""
+    return _keras_torch_transposed(name, filters, kernel, stride, padding, config, use_bias)[:1]
+
+
+def keras_transposed_without_crop():
+    return mock.patch.object(keras_impl.published, "_torch_transposed", _uncropped_transposed)
+
+
+def _symmetric_conv(name, in_channels, out_channels, kernel, stride, size, bias=True):
+    """TF's "same" ported as torch's symmetric padding = kernel // 2 (k5: 2 on both sides, where TF pads 1 and 2)."""
+    return [(name, nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, bias=bias))]
+
+
+def _padded_transposed(name, in_channels, out_channels, kernel, stride, bias=True):
+    """TF's "same" transposed conv ported as padding = kernel // 2, output_padding = stride - 1 (k5 s2: 2 and 1)."""
+    return [(name, nn.ConvTranspose2d(in_channels, out_channels, kernel, stride, kernel // 2, stride - 1, bias=bias))]
+
+
+@contextlib.contextmanager
+def _patched(*patches):
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
+        yield
+
+
+def torch_symmetric_same_padding():
+    return _patched(mock.patch.object(torch_impl.published, "_same_conv", _symmetric_conv),
+                    mock.patch.object(torch_impl.published, "_same_transposed", _padded_transposed))
+
+
+def tf_layers_bn_defaults(h):
+    """The torch port given tf.layers.batch_normalization's defaults (momentum 0.99: torch's 0.01; epsilon 1e-3)
+    where the tutorial's helper passes momentum 0.9 and epsilon 1e-5."""
+    for network in ("generator", "discriminator"):
+        for _, module in torch_modules(h, network, nn.BatchNorm2d):
+            module.eps, module.momentum = 1e-3, 1 - 0.99
+
+
+def keras_discriminator_frozen(h):
+    """The post's `discriminator.trainable = False` (set before compiling the combined model) kept on the Keras
+    discriminator the custom train step uses: Keras 3 reads it at every step, not at compile time."""
+    h.keras_trainer.discriminator.trainable = False

@@ -22,10 +22,11 @@ BatchNorm without centre. This check reads the built objects themselves and desc
 |                      | number of tensors it updates                                                               |
 | trainer              | every field of its configuration: critic steps, penalty weight, label noise, update order |
 A zero-padding layer directly before a conv (torch nn.ZeroPad2d, Keras ZeroPadding2D) is folded into that conv's
-padding, and a Cropping2D directly after a transposed conv into its crop: the padding a conv really sees is what is
-compared, however each port spells it. Numbers are compared relatively (|a - b| / max(|a|, |b|): a learning rate of
-2e-4 against 1e-4 is a difference of 0.5), everything else exactly; a layer, optimiser or field present on one side
-only fails. The row names the first field that differs.
+padding, and a crop directly after a transposed conv (Keras Cropping2D, torch nn.ZeroPad2d of negative padding)
+into its crop: the padding a conv really sees is what is compared, however each port spells it. Numbers are
+compared relatively (|a - b| / max(|a|, |b|): a learning rate of 2e-4 against 1e-4 is a difference of 0.5),
+everything else exactly; a layer, optimiser or field present on one side only fails. The row names the first field
+that differs.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ def describe_torch(module: nn.Module) -> dict:
         return {"kind": "reshape", "shape": tuple(module.unflattened_size)}
     if isinstance(module, nn.ZeroPad2d):
         left, right, top, bottom = module.padding
+        if max(module.padding) <= 0 < -min(module.padding):  # negative padding crops (a port of TF's "same" convT)
+            return {"kind": "cropping", "crop": (-top, -bottom, -left, -right)}
         return {"kind": "zero_padding", "padding": (top, bottom, left, right)}
     return describe_torch_more(module)
 
@@ -253,6 +256,8 @@ KERAS_POOLS = {layers.MaxPooling1D: "max_pool", layers.MaxPooling2D: "max_pool",
 
 def describe_torch_more(module: nn.Module) -> dict:
     if isinstance(module, nn.ZeroPad1d):
+        if max(module.padding) <= 0 < -min(module.padding):
+            return {"kind": "cropping", "crop": tuple(-side for side in module.padding)}
         return {"kind": "zero_padding", "padding": tuple(module.padding)}
     if isinstance(module, nn.Embedding):
         return {"kind": "embedding", "input_dim": module.num_embeddings, "output_dim": module.embedding_dim,
@@ -265,7 +270,7 @@ def describe_torch_more(module: nn.Module) -> dict:
             fields["count_padding"] = module.count_include_pad
         return fields
     if isinstance(module, nn.AdaptiveAvgPool2d) and _per_dim(module.output_size, 2) == (1, 1):
-        return {"kind": "global_avg_pool"}
+        return {"kind": "global_avg_pool", "keepdims": True}
     if isinstance(module, nn.Upsample):
         return {"kind": "upsampling", "size": _one_if_equal(module.scale_factor), "interpolation": module.mode}
     return {"kind": f"torch {type(module).__name__}"}
@@ -285,7 +290,7 @@ def describe_keras_more(layer: keras.layers.Layer, input_shape: tuple | None) ->
             fields["count_padding"] = False  # Keras averages over the input pixels only
         return fields
     if type(layer) is layers.GlobalAveragePooling2D:
-        return {"kind": "global_avg_pool"}
+        return {"kind": "global_avg_pool", "keepdims": layer.keepdims}
     if isinstance(layer, layers.UpSampling1D | layers.UpSampling2D):
         interpolation = getattr(layer, "interpolation", "nearest")
         return {"kind": "upsampling", "size": _one_if_equal(layer.size), "interpolation": interpolation}
@@ -408,7 +413,7 @@ def difference(torch_value, keras_value) -> tuple[float, float]:
         return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
     if isinstance(torch_value, tuple) and isinstance(keras_value, tuple) and len(torch_value) == len(keras_value) \
-            and all(map(numeric, torch_value + keras_value)):
+            and torch_value and all(map(numeric, torch_value + keras_value)):
         a, b = np.asarray(torch_value, np.float64), np.asarray(keras_value, np.float64)
     elif numeric(torch_value) and numeric(keras_value):
         a, b = np.float64(torch_value), np.float64(keras_value)

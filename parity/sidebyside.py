@@ -130,7 +130,7 @@ def measure(model: str, args: argparse.Namespace) -> list[dict]:
 def check_command(model: str, args: argparse.Namespace) -> str:
     """The `gan-parity check` command line that measures the same rows."""
     words = ["gan-parity check", model, "--preset", *(args.preset or PRESETS[model]), "--dtype", *args.dtype]
-    if any(hasattr(config, "update_order") for config in PRESETS[model].values()):
+    if args.update_order:
         words += ["--update-order", *args.update_order]
     if args.check:
         words += ["--check", *args.check]
@@ -278,7 +278,8 @@ def register(commands) -> None:
     parser.add_argument("--out", default="docs", help="folder of the pages (default: docs)")
     parser.add_argument("--dtype", nargs="+", choices=("float64", "float32"), default=["float64", "float32"])
     parser.add_argument("--preset", nargs="+", default=None, help="presets of the parity table (default: all)")
-    parser.add_argument("--update-order", nargs="+", choices=UPDATE_ORDERS, default=list(UPDATE_ORDERS))
+    parser.add_argument("--update-order", nargs="+", choices=UPDATE_ORDERS, default=None,
+                        help="default: both for dcgan, each published preset's own")
     parser.add_argument("--check", nargs="+", choices=checks.CHECKS, default=None, help="default: all that apply")
     parser.add_argument("--batch-size", type=int, default=8, help="batch of the checks (default 8)")
     parser.add_argument("--seed", type=int, default=0)

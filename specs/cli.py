@@ -1,7 +1,7 @@
 """The command line both backends share: `gan-torch` and `gan-keras` take the same words.
 
   gan-torch train MODEL --dataset digits --epochs N --batch-size B --seed S --out DIR [--resume] [--preset book]
-                        [--keep-checkpoints N]
+                        [--keep-checkpoints N]      (MODEL: dcgan, wgan_gp, cgan, or published --preset face32, ...)
   gan-torch sample MODEL --checkpoint DIR_OR_FILE --out grid.png [--num 64] [--seed S]
   gan-torch eval MODEL --checkpoint DIR_OR_FILE [--num 1000] [--seed S] [--dataset NAME] [--inception] [--json]
   gan-torch export MODEL --checkpoint DIR_OR_FILE [--out generator.pt2] [--format torch|onnx]
@@ -28,7 +28,7 @@ from pathlib import Path
 from specs import logs
 from specs.datasets import DATASETS, DataError, DatasetSpec
 from specs.images import ALPHA, FITS
-from specs.models import PRESETS, ConfigError, get_config
+from specs.models import PRESETS, ConfigError, default_preset, get_config
 from specs.quality import EvalRequest
 from specs.runs import Interrupted, RunError
 
@@ -87,6 +87,14 @@ def count_up_to(limit: int) -> Callable[[str], int]:
     return count
 
 
+def float_tuple(text: str) -> tuple[float, ...]:
+    """Numbers separated by commas ("0.19,0.18,0.17,0.16"); an empty string for none."""
+    try:
+        return tuple(finite_float(item) for item in text.split(",") if item.strip())
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected finite numbers separated by commas, got {text!r}") from None
+
+
 def field_comments(config_class: type) -> dict[str, str]:
     """The comment after each field of a configuration dataclass (specs/models.py), to serve as its --help."""
     comments: dict[str, str] = {}
@@ -105,6 +113,7 @@ def add_config_flags(parser: argparse.ArgumentParser, model: str) -> None:
     group = parser.add_argument_group("configuration (overrides the preset; see specs/models.py)")
     for field in dataclasses.fields(config_class):
         kind = {bool: parse_bool, float: finite_float, int: whole_number}.get(type(field.default), str)
+        kind = float_tuple if isinstance(field.default, tuple) else kind
         group.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=None, metavar=field.name.upper(),
                            help=comments.get(field.name, "").replace("%", "%%"))
 
@@ -145,7 +154,8 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
         sub.add_argument("--download", action="store_true", help="mnist, fashion_mnist: fetch missing IDX files")
         sub.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
         add_decoding_flags(sub, default=True)
-        sub.add_argument("--preset", default="digits", help=f"one of: {', '.join(PRESETS[model])} (default digits)")
+        sub.add_argument("--preset", default=default_preset(model),
+                         help=f"one of: {', '.join(PRESETS[model])} (default {default_preset(model)})")
         sub.add_argument("--seed", type=seed_number, default=0, help="seeds weights, noise and batch order")
         sub.add_argument("--out", default=None, help=f"run folder (default runs/{backend}/{model}/DATASET)")
         sub.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")

@@ -4,7 +4,8 @@ One frozen dataclass per model, a comment on every field. Values that the two fr
 (BatchNorm momentum, epsilons, LeakyReLU slope) are stored once, in one stated meaning, and converted by the
 helpers at the bottom, so no model file carries a hyperparameter literal.
 Presets: `book` is exactly chapter 4 of Generative Deep Learning (2nd ed.); `digits` is the same family at 32x32
-for the offline default data set.
+for the offline default data set. The `published` model's presets are five GANs as their authors published them
+(ARCHITECTURES below), each on its own networks (torch_impl/published.py, keras_impl/published.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import numpy as np
 UPDATE_ORDERS = ("simultaneous", "alternating")
 MAX_CRITIC_STEPS = 100  # the paper takes 5; the book 3
 ALPHA_DISTRIBUTIONS = ("uniform", "normal")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+D_LOSS_REDUCTIONS = ("mean", "sum")
+INITIALIZATIONS = ("normal", "torch", "glorot")
 
 
 class ConfigError(ValueError):
@@ -28,7 +32,7 @@ class ConfigError(ValueError):
 class GANConfig:
     """What every model of the family shares: image, networks, optimiser, normalisation."""
 
-    image_size: int = 32  # side of the square images: a power of two, at least 16
+    image_size: int = 32  # side of the square images: a power of two, at least 16 (published: the original's)
     channels: int = 1  # 1 grayscale, 3 RGB
     latent_dim: int = 100  # size of z ~ N(0, 1)
     width: int = 64  # filters of the first discriminator conv; doubles with every stride-2 block
@@ -46,9 +50,7 @@ class GANConfig:
     output_bias: bool = False  # whether the generator's last convT has a bias
 
     def __post_init__(self) -> None:
-        blocks = math.log2(self.image_size) if self.image_size > 0 else 0
-        if self.image_size < 16 or blocks != int(blocks):
-            raise ConfigError(f"image_size must be a power of two of at least 16, got {self.image_size}")
+        self.check_image_size()
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels}")
         if not 0 <= self.dropout < 1:
@@ -57,6 +59,12 @@ class GANConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         check_numbers(self)
+
+    def check_image_size(self) -> None:
+        """The sizes these networks take (each model its own): stride-2 blocks from 4x4, so a power of two >= 16."""
+        blocks = math.log2(self.image_size) if self.image_size > 0 else 0
+        if self.image_size < 16 or blocks != int(blocks):
+            raise ConfigError(f"image_size must be a power of two of at least 16, got {self.image_size}")
 
     @property
     def num_blocks(self) -> int:
@@ -95,13 +103,21 @@ class DCGANConfig(GANConfig):
     label_noise: float = 0.1  # amplitude a of the uniform noise U(0, 1) added to the targets
     book_label_noise: bool = False  # True: targets 1 + a*U and -a*U (the book; they leave [0, 1]); else 1 - a*U, a*U
     update_order: str = "alternating"  # "simultaneous" (the book: D and G from one forward pass) or "alternating"
+    label_smoothing: float = 0.0  # one-sided smoothing s: real targets 1 - s (before the label noise), fake ones 0
+    d_loss_reduction: str = "mean"  # D loss: "mean" (BCE(real) + BCE(fake)) / 2, as in the book; "sum": their sum
+    latent_distribution: str = "normal"  # z ~ "normal" N(0, 1) or "uniform" U(-1, 1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.update_order not in UPDATE_ORDERS:
-            raise ConfigError(f"update_order must be one of {UPDATE_ORDERS}, got {self.update_order!r}")
+        choices = {"update_order": UPDATE_ORDERS, "d_loss_reduction": D_LOSS_REDUCTIONS,
+                   "latent_distribution": LATENT_DISTRIBUTIONS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.label_noise < 0:
             raise ConfigError(f"label_noise must not be negative, got {self.label_noise}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass(frozen=True)
@@ -160,16 +176,103 @@ def check_numbers(config) -> None:
     positive, a decay outside [0, 1), a negative epsilon, slope or width cap."""
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        if isinstance(value, float) and not math.isfinite(value):
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(item, float) and not math.isfinite(item) for item in values):
             raise ConfigError(f"{field.name} must be a finite number, got {value}")
     if config.learning_rate <= 0:
         raise ConfigError(f"learning_rate must be positive, got {config.learning_rate}")
     for name in ("beta_1", "beta_2", "bn_momentum"):
         if not 0 <= getattr(config, name) < 1:
             raise ConfigError(f"{name} must lie in [0, 1), got {getattr(config, name)}")
-    for name in ("adam_epsilon", "bn_epsilon", "max_width", "leaky_slope", "second_slope"):
-        if getattr(config, name, 0) < 0:  # Keras's LeakyReLU takes no negative slope
-            raise ConfigError(f"{name} must not be negative, got {getattr(config, name)}")
+    for name in ("adam_epsilon", "bn_epsilon", "max_width", "leaky_slope", "second_slope", "init_std", "bn_gamma_std",
+                 "generator_slopes"):
+        value = getattr(config, name, 0)
+        if min(value, default=0) < 0 if isinstance(value, tuple) else value < 0:  # Keras's LeakyReLU: no negative slope
+            raise ConfigError(f"{name} must not be negative, got {value}")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A published GAN that people port: where its code is, the framework it was written in, what its networks take."""
+
+    title: str  # what people call it
+    origin: str  # where its code is published
+    framework: str  # the framework of the original: "torch", "tensorflow" or "keras"
+    sizes: tuple[int, ...]  # image sizes its networks take; () for any size (an MLP)
+    dropout: bool  # whether its discriminator has a dropout layer
+
+    @property
+    def direction(self) -> str:
+        """Which way the parity layer copies weights: from the original into the port."""
+        return "torch-to-keras" if self.framework == "torch" else "keras-to-torch"
+
+
+ARCHITECTURES = {
+    "pytorch-examples": Architecture(
+        "pytorch/examples DCGAN", "github.com/pytorch/examples, dcgan/main.py", "torch", (64,), False),
+    "pytorch-gan-mlp": Architecture(
+        "PyTorch-GAN's vanilla GAN (MLP)", "github.com/eriklindernoren/PyTorch-GAN, implementations/gan/gan.py",
+        "torch", (), False),
+    "face32": Architecture(
+        "the Udacity course's face generator, as a student published it",
+        "artgor, \"PyTorch Deep Learning Nanodegree: Generative Adversarial Networks\" (Medium, 2019), on the project "
+        "of github.com/udacity/deep-learning-v2-pytorch (project-face-generation)", "torch", (32,), True),
+    "svhn-tf1": Architecture(
+        "the TensorFlow 1 SVHN DCGAN of the freeCodeCamp tutorial",
+        "T. Silva, \"An intuitive introduction to Generative Adversarial Networks\" (freeCodeCamp, 2018); "
+        "github.com/sthalles/blog-resources, dcgan/DCGAN.ipynb", "tensorflow", (32,), False),
+    "celeba-keras": Architecture(
+        "the Keras CelebA DCGAN of \"GAN for dummies\"",
+        "M. Kana, \"Generative Adversarial Network (GAN) for Dummies: A Step By Step Tutorial\" (Towards Data "
+        "Science, 2019)", "keras", (64,), False),
+}
+
+
+@dataclass(frozen=True)
+class PublishedConfig(DCGANConfig):
+    """A published GAN on its own networks (torch_impl/published.py, keras_impl/published.py), trained by the DCGAN
+    trainer: BCE from logits (each original ends in a sigmoid), its update order, label smoothing and z as fields."""
+
+    architecture: str = "pytorch-examples"  # whose networks: one of ARCHITECTURES (pytorch-examples, face32, ...)
+    init: str = "normal"  # "normal": weights N(0, init_std), biases 0; "torch", "glorot": the framework's defaults
+    init_std: float = 0.02  # standard deviation of the "normal" initialisation (the DCGAN paper's)
+    bn_gamma_std: float = 0.0  # BatchNorm gamma ~ N(1, bn_gamma_std) (pytorch/examples' weights_init: 0.02); 0: ones
+    generator_slopes: tuple[float, ...] = ()  # LeakyReLU slope of each hidden generator layer (face32); (): leaky_slope
+    bn_positional_epsilon: bool = False  # True: PyTorch-GAN as published, BatchNorm1d(n, 0.8): eps 0.8, momentum 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "generator_slopes", tuple(float(slope) for slope in self.generator_slopes))
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"architecture must be one of {tuple(ARCHITECTURES)}, got {self.architecture!r}")
+        super().__post_init__()
+        original = ARCHITECTURES[self.architecture]
+        if self.init not in INITIALIZATIONS:
+            raise ConfigError(f"init must be one of {INITIALIZATIONS}, got {self.init!r}")
+        if self.dropout and not original.dropout:
+            raise ConfigError(f"{self.architecture} has no dropout layer: dropout must be 0, got {self.dropout}")
+        slopes = GENERATOR_SLOPES.get(self.architecture, 0)
+        if self.generator_slopes and len(self.generator_slopes) != slopes:
+            expected = f"{slopes} values (one per hidden generator layer)" if slopes else "none"
+            raise ConfigError(f"generator_slopes of {self.architecture}: {expected}, got {self.generator_slopes}")
+        if self.bn_positional_epsilon and self.architecture != "pytorch-gan-mlp":
+            raise ConfigError("bn_positional_epsilon reproduces PyTorch-GAN's BatchNorm1d(n, 0.8): only "
+                              f"pytorch-gan-mlp has it, not {self.architecture}")
+
+    def check_image_size(self) -> None:
+        """The original's size: its networks take no other (the MLP takes any)."""
+        sizes = ARCHITECTURES[self.architecture].sizes
+        if sizes and self.image_size not in sizes:
+            raise ConfigError(f"{self.architecture} takes images of size {' or '.join(map(str, sizes))} only, got "
+                              f"{self.image_size}")
+        if self.image_size < 4:
+            raise ConfigError(f"image_size must be at least 4, got {self.image_size}")
+
+    def slopes(self, count: int) -> tuple[float, ...]:
+        """The LeakyReLU slopes of `count` hidden generator layers: generator_slopes, or leaky_slope for each."""
+        return self.generator_slopes or (self.leaky_slope,) * count
+
+
+GENERATOR_SLOPES = {"face32": 4}  # architectures whose hidden generator layers each have a slope of their own
 
 
 DCGAN_PRESETS = {
@@ -197,7 +300,62 @@ CGAN_PRESETS = {
     "digits": CGANConfig(latent_dim=32, max_width=128),
 }
 
-PRESETS = {"dcgan": DCGAN_PRESETS, "wgan_gp": WGAN_GP_PRESETS, "cgan": CGAN_PRESETS}
+# torch's BatchNorm defaults, momentum 0.1 and eps 1e-5, in the stated meaning (Keras's momentum 0.9).
+TORCH_BN = {"bn_momentum": 0.9, "bn_epsilon": 1e-5}
+
+PUBLISHED_PRESETS = {
+    # pytorch/examples dcgan/main.py: 64x64x3, nz 100, ngf = ndf = 64, batch 64, 25 epochs (niter); weights_init
+    # (conv weights N(0, 0.02), BatchNorm weight N(1, 0.02), bias 0); BCELoss on a sigmoid (here: from the logit);
+    # Adam 2e-4, betas (0.5, 0.999), torch's eps 1e-8; errD = errD_real + errD_fake, then G through the updated D.
+    "pytorch-examples": PublishedConfig(
+        architecture="pytorch-examples", image_size=64, channels=3, width=64, batch_size=64, epochs=25,
+        adam_epsilon=1e-8, **TORCH_BN, dropout=0.0, label_noise=0.0, d_loss_reduction="sum", init="normal",
+        bn_gamma_std=0.02),
+    # PyTorch-GAN implementations/gan/gan.py: an MLP on 28x28x1 (hidden 128, 256, 512, 1024; D 512, 256), batch 64,
+    # 200 epochs, Adam 2e-4 (0.5, 0.999), torch's default initialisation. Its loop takes G's step, then D's on the
+    # same fakes: both gradients come from the weights before either step, i.e. the simultaneous order. Its
+    # BatchNorm1d(out_feat, 0.8) puts 0.8 into eps: meant is the Keras-GAN original's momentum 0.8
+    # (bn_momentum 0.8, torch's eps); --bn-positional-epsilon true builds the published slip.
+    "pytorch-gan-mlp": PublishedConfig(
+        architecture="pytorch-gan-mlp", image_size=28, channels=1, width=128, batch_size=64, epochs=200,
+        adam_epsilon=1e-8, bn_momentum=0.8, bn_epsilon=1e-5, dropout=0.0, label_noise=0.0,
+        update_order="simultaneous", init="torch"),
+    # The face generator (32x32x3, conv_dim 32) of the post named in ARCHITECTURES, trained as the course's own
+    # DCGAN solution trains (the post gives the networks only): z ~ U(-1, 1) of size 100, BCE from logits without
+    # smoothing, d_loss = real + fake, Adam 2e-4 (0.5, 0.999); weights N(0, 0.02) as the project asks, biases 0;
+    # batch 128 and 20 epochs are this project's choice. The course's loop draws a second z for the G step; here
+    # the G step reuses the D step's fakes (the alternating order).
+    "face32": PublishedConfig(
+        architecture="face32", image_size=32, channels=3, width=32, batch_size=128, epochs=20, adam_epsilon=1e-8,
+        **TORCH_BN, dropout=0.1, label_noise=0.0, d_loss_reduction="sum", latent_distribution="uniform",
+        init="normal", generator_slopes=(0.19, 0.18, 0.17, 0.16)),
+    # The TF1 tutorial's notebook: 32x32x3, z ~ U(-1, 1) of size 100, batch 128, 1 epoch (its value); kernels
+    # N(0, 0.02), biases 0; its batch_norm helper passes momentum 0.9 and epsilon 1e-5 to
+    # tf.layers.batch_normalization (whose defaults are 0.99 and 1e-3); real labels smoothed to 0.9; d_loss = real +
+    # fake; tf.train.AdamOptimizer(2e-4, beta1=0.5): eps 1e-8, placed as Keras places it. Its loop runs the D step,
+    # then the G step twice on the same z; here once (the alternating order).
+    "svhn-tf1": PublishedConfig(
+        architecture="svhn-tf1", image_size=32, channels=3, width=64, batch_size=128, epochs=1, adam_epsilon=1e-8,
+        bn_momentum=0.9, bn_epsilon=1e-5, dropout=0.0, label_noise=0.0, label_smoothing=0.1,
+        d_loss_reduction="sum", latent_distribution="uniform", init="normal"),
+    # The post's Keras code: 64x64x3, NET_CAPACITY 16 (D blocks 16, 32, 64, 128; G 128 at 4x4, then 64, 32, 16,
+    # 16), FILTER_SIZE 5, LeakyReLU 0.3, LATENT_DIM 100 ~ N(0, 1), batch 32; Keras's defaults everywhere else:
+    # Glorot-uniform kernels, BatchNormalization (0.99, 1e-3), Adam(lr=0.0002) with beta_1 0.9, eps 1e-7. Its 500
+    # "epochs" of 200 random batches are 3.2M images, 16 passes over CelebA's 202,599. Its combined model (D set
+    # trainable = False before compiling it) takes D's steps, then G's through the updated D: the alternating order
+    # (the post takes two D steps, one on the real batch and one on the fakes; here one on both).
+    "celeba-keras": PublishedConfig(
+        architecture="celeba-keras", image_size=64, channels=3, width=16, batch_size=32, epochs=16,
+        learning_rate=2e-4, beta_1=0.9, adam_epsilon=1e-7, bn_momentum=0.99, bn_epsilon=1e-3, leaky_slope=0.3,
+        dropout=0.0, label_noise=0.0, init="glorot"),
+}
+
+PRESETS = {"dcgan": DCGAN_PRESETS, "wgan_gp": WGAN_GP_PRESETS, "cgan": CGAN_PRESETS, "published": PUBLISHED_PRESETS}
+
+
+def default_preset(model: str) -> str:
+    """The preset a command line takes without --preset: digits for the book's models, the first for the others."""
+    return "digits" if "digits" in PRESETS[model] else next(iter(PRESETS[model]))
 
 
 def conditioned_on(config, num_classes: int):
@@ -240,6 +398,31 @@ def config_from_record(record: dict):
 def torch_bn_momentum(keras_momentum: float) -> float:
     """torch running = (1 - m) * running + m * batch; Keras moving = m * moving + (1 - m) * batch."""
     return 1.0 - keras_momentum
+
+
+def batch_norm_settings(config) -> tuple[float, float]:
+    """(Keras momentum, epsilon) of the networks' BatchNorm layers: the configured ones, or with bn_positional_epsilon
+    what PyTorch-GAN's BatchNorm1d(n, 0.8) builds: the 0.8 meant as momentum lands in eps, and the momentum stays
+    torch's default 0.1 (Keras's 0.9)."""
+    if getattr(config, "bn_positional_epsilon", False):
+        return TORCH_BN["bn_momentum"], config.bn_momentum
+    return config.bn_momentum, config.bn_epsilon
+
+
+def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) zeros of TensorFlow's "same" convolution on `size` pixels: the odd one goes after, so a k5 s2
+    conv on an even size pads (1, 2), which torch's symmetric padding=2 cannot say."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def tf_same_crop(kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) rows that a "same" transposed convolution crops from its full output (in - 1) * stride +
+    kernel, to leave in * stride, by the rule Keras states for every backend (keras/src/backend/common/
+    backend_utils.py): k4 s2 crops (1, 1), which is torch's padding=1; k5 s2 crops (1, 2), which no padding is."""
+    total = stride + kernel - 2
+    before = min(total // 2 + total % 2, kernel - 1)
+    return kernel - 1 - before, kernel - 1 - (total - before)
 
 
 def torch_leaky_slope(slope: float) -> float:

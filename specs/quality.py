@@ -216,8 +216,8 @@ def load_classifier(data: Cached, spec: DatasetSpec) -> tuple[Classifier, Path]:
 
 def eval_inputs(config, seed: int, num: int) -> SampleInputs:
     """z for `num` samples (the same numbers in both backends); a conditional model gets classes 0, 1, ..., K-1,
-    0, 1, ... in turn, so every class is asked for equally often."""
-    z = fixed_noise(seed, num, config.latent_dim)
+    0, 1, ... in turn, so every class is asked for equally often. z comes from the model's own distribution."""
+    z = fixed_noise(seed, num, config.latent_dim, getattr(config, "latent_distribution", "normal"))
     if not config.conditional:
         return SampleInputs(z, None, None)
     return SampleInputs(z, np.eye(config.num_classes, dtype=np.float32)[np.arange(num) % config.num_classes], None)

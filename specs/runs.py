@@ -68,9 +68,13 @@ def all_finite(logs: dict) -> bool:
     return all(math.isfinite(float(value)) for value in logs.values())
 
 
-def fixed_noise(seed: int, count: int, latent_dim: int) -> np.ndarray:
-    """The z behind every sample grid: float32 (count, latent_dim) from numpy, so both backends draw the same."""
-    return np.random.default_rng([seed, latent_dim]).standard_normal((count, latent_dim)).astype(np.float32)
+def fixed_noise(seed: int, count: int, latent_dim: int, distribution: str = "normal") -> np.ndarray:
+    """The z behind every sample grid: float32 (count, latent_dim) from numpy, so both backends draw the same; N(0, 1),
+    or U(-1, 1) for a model whose z is uniform."""
+    rng = np.random.default_rng([seed, latent_dim])
+    if distribution == "uniform":
+        return rng.uniform(-1.0, 1.0, (count, latent_dim)).astype(np.float32)
+    return rng.standard_normal((count, latent_dim)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ class SampleInputs:
 def sample_inputs(config, seed: int, count: int = 64, label: int | None = None, columns: int = 8) -> SampleInputs:
     """Fixed noise; for a conditional model, one row per class (the same z in every row) or `count` of one class."""
     if not config.conditional:
-        return SampleInputs(fixed_noise(seed, count, config.latent_dim), None, None)
+        distribution = getattr(config, "latent_distribution", "normal")
+        return SampleInputs(fixed_noise(seed, count, config.latent_dim, distribution), None, None)
     classes, columns = (list(range(config.num_classes)), columns) if label is None else ([label], count)
     z = np.tile(fixed_noise(seed, columns, config.latent_dim), (len(classes), 1))
     one_hot = np.eye(config.num_classes, dtype=np.float32)[np.repeat(classes, columns)]
@@ -214,7 +219,8 @@ def check_resumable(meta: dict, backend: str, model: str, config, data: dict) ->
     if meta.get("model") != model:
         raise RunError(f"the checkpoint holds a {meta.get('model')} model, not {model}; resume it with "
                        f"gan-{backend} train {meta.get('model')} --resume, or start a new run in another --out")
-    changed = differences(meta["config"], dataclasses.asdict(config), ignore=("epochs",))
+    recorded = dataclasses.asdict(checkpoint_config(meta, model))  # fields added since read their defaults
+    changed = differences(recorded, dataclasses.asdict(config), ignore=("epochs",))
     if changed:
         raise RunError(f"the checkpoint was trained with another configuration ({changed}); "
                        "pass the flags it was trained with, or start a new run in another --out")

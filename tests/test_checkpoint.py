@@ -30,7 +30,7 @@ from specs.runs import sample_inputs
 BACKENDS = {"torch": torch_checkpoint, "keras": keras_checkpoint}  # each backend's checkpoint files
 CLI = {"torch": torch_train, "keras": keras_train}
 BUILD = {"torch": torch_trainers.build_trainer, "keras": keras_trainers.build_trainer}
-MODELS = list(checks.MODELS)
+MODELS = ["dcgan", "wgan_gp", "cgan"]  # the published models' files: tests/test_published.py
 DIRECTIONS = [("keras", "torch"), ("torch", "keras")]
 TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "64",
         "--epochs", "1", "--quiet"]

@@ -2,7 +2,8 @@
 
 Each engine trains a tiny configuration (fake data, 16x16, width 4, a global batch of 64: 4 steps an epoch, one
 critic step, dropout 0 because dropout masks are random draws) on two replicas, through the command line:
-- torch: `torchrun --standalone --nproc_per_node 2` (gloo, CPU): dcgan, and cgan (WGAN-GP's train step with labels);
+- torch: `torchrun --standalone --nproc_per_node 2` (gloo, CPU): dcgan, cgan (WGAN-GP's train step with labels),
+  and the published MLP (its BatchNorm1d synchronised over features);
 - keras: MirroredStrategy over two logical CPU devices (`--strategy mirrored`), in a subprocess, since logical
   devices are configured before TensorFlow starts: dcgan;
 - keras: MultiWorkerMirroredStrategy, two local worker processes (TF_CONFIG, free loopback ports): cgan, which
@@ -34,9 +35,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "fake", "--image-size", "16", "--width", "4", "--latent-dim", "8", "--batch-size", "64",
         "--dropout", "0", "--quiet"]
-MODEL_FLAGS = {"dcgan": [], "wgan_gp": ["--critic-steps", "1"], "cgan": ["--critic-steps", "1"]}
+MODEL_FLAGS = {"dcgan": [], "wgan_gp": ["--critic-steps", "1"], "cgan": ["--critic-steps", "1"],
+               "published": ["--preset", "pytorch-gan-mlp"]}  # BatchNorm1d: synchronised over features
 JOBS = {  # engine: {model: the epochs each run trains to, the later ones resuming in the same run folder}
-    "torch": {"dcgan": [1, 2], "cgan": [1]},
+    "torch": {"dcgan": [1, 2], "cgan": [1], "published": [1]},
     "mirrored": {"dcgan": [1, 2]},
     "multiworker": {"cgan": [1, 2]},
 }

@@ -31,7 +31,7 @@ def test_each_seeded_bug_fails_its_check_and_the_clean_pair_passes(pitfall):
     assert outcome.caught
 
 
-@pytest.mark.parametrize("model", list(checks.MODELS))
+@pytest.mark.parametrize("model", ["dcgan", "wgan_gp", "cgan"])  # the published ones: tests/test_published.py
 def test_the_clean_pairs_the_entries_use_pass_every_check(model):
     results = checks.run_checks(model, get_config(model, "digits", width=8), "float64", batch_size=4)
     assert [r.name for r in results] == list(checks.MODELS[model].checks)

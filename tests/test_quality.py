@@ -365,7 +365,9 @@ def test_inception_runs_in_a_process_of_its_own_and_says_what_is_missing():
 def test_quality_benchmark_smoke(digits):
     benchmark = load_script("quality")
     args = benchmark.parse_args(["--steps", "2", "--seeds", "1", "--models", "dcgan", "cgan", "--backends", "torch"])
-    assert args.steps_for == [2, 2] and benchmark.parse_args([]).steps_for == list(benchmark.STEPS.values())
+    default = benchmark.parse_args([])  # the book's three; the published presets by name
+    assert args.steps_for == [2, 2] and default.steps_for == [benchmark.STEPS[model] for model in benchmark.BOOK]
+    assert benchmark.parse_args(["--models", "face32"]).steps_for == [benchmark.STEPS["face32"]]
     assert benchmark.parse_args(["--steps", "7", "cgan=9"]).steps_for == [7, 7, 9]
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--steps", "gan=3"])
@@ -376,8 +378,10 @@ def test_quality_benchmark_smoke(digits):
     real = quality.score(classifier, data.images, data.images[:100], data.labels[:100], 10)  # real images as a CGAN
     assert real["accuracy"] > 0.95
     cells["cgan", "torch"] = [real | {"seconds": 0.0}]
-    text = benchmark.table(cells, quality.real_baseline(classifier, data.images), classifier, args)
-    assert "| dcgan | 2 | torch |" in text and "| cgan | 2 | torch |" in text and "real vs real" in text
+    size = (32, 1)  # one classifier and one real-vs-real row per image size and channels
+    text = benchmark.table(cells, {size: quality.real_baseline(classifier, data.images)}, {size: classifier}, args)
+    assert "| dcgan | 32x32x1 | 2 | torch |" in text and "| cgan | 32x32x1 | 2 | torch |" in text
+    assert "| real vs real (two halves) | 32x32x1 |" in text
 
 
 def test_quality_benchmark_writes_between_the_readme_markers(tmp_path):

@@ -35,7 +35,8 @@ def sources(model: str) -> tuple[str, str]:
 def test_both_files_of_a_model_have_the_same_sections(model):
     pairs = sidebyside.paired_sections(*sources(model))
     names = [torch_section.name for torch_section, _ in pairs]
-    assert names[0] == sidebyside.OVERVIEW and "Networks" in names and "Trainer" in names
+    assert names[0] == sidebyside.OVERVIEW and "Trainer" in names
+    assert any(name.startswith("Networks") for name in names)  # the published models: one section each
     for torch_section, keras_section in pairs:
         assert torch_section.name == keras_section.name
         assert torch_section.code.strip() and keras_section.code.strip()

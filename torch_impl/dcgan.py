@@ -2,8 +2,9 @@
 
 Radford, Metz and Chintala 2015 (arXiv:1511.06434), as built in chapter 4 of Generative Deep Learning (2nd ed.).
 Generator G: z ~ N(0, 1) -> image in [-1, 1]; discriminator D: image -> logit (no sigmoid inside).
-D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 ; G loss = BCE(D(G(z)), 1) ; BCE taken from logits.
-Label noise U ~ U(0, 1): targets t_real = 1 - a*U, t_fake = a*U, or the book's 1 + a*U and -a*U.
+D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 (or their sum) ; G loss = BCE(D(G(z)), 1) ; BCE from logits.
+Label noise U ~ U(0, 1): targets t_real = 1 - s - a*U, t_fake = a*U, or the book's 1 - s + a*U and -a*U (s: one-sided
+label smoothing, 0 in the book). z ~ N(0, 1), or U(-1, 1) for published models that draw it so.
 Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
 a G step through a fresh pass of the updated D). Layout NCHW; layer names equal those of the Keras file.
 """
@@ -81,15 +82,16 @@ def binary_crossentropy(targets: torch.Tensor, logits: torch.Tensor) -> torch.Te
 
 def label_targets(label_noise: torch.Tensor, config: DCGANConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy targets from U(0, 1) draws of shape (2, N, 1): row 0 for real images, row 1 for fake ones."""
-    amount = config.label_noise
+    amount, real = config.label_noise, 1 - config.label_smoothing
     if config.book_label_noise:
-        return 1 + amount * label_noise[0], -amount * label_noise[1]
-    return 1 - amount * label_noise[0], amount * label_noise[1]
+        return real + amount * label_noise[0], -amount * label_noise[1]
+    return real - amount * label_noise[0], amount * label_noise[1]
 
 
-def discriminator_loss(real_logits, fake_logits, real_targets, fake_targets) -> torch.Tensor:
-    """(BCE(real) + BCE(fake)) / 2, as in the book."""
-    return (binary_crossentropy(real_targets, real_logits) + binary_crossentropy(fake_targets, fake_logits)) / 2
+def discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, config: DCGANConfig) -> torch.Tensor:
+    """(BCE(real) + BCE(fake)) / 2, as in the book, or their sum (d_loss_reduction "sum": errD_real + errD_fake)."""
+    total = binary_crossentropy(real_targets, real_logits) + binary_crossentropy(fake_targets, fake_logits)
+    return total if config.d_loss_reduction == "sum" else total / 2
 
 
 def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -113,20 +115,27 @@ class DCGAN(Trainer):
     def __init__(self, config: DCGANConfig, seed: int = 0):
         super().__init__()
         self.config = config
-        self.generator = Generator(config)
-        self.discriminator = Discriminator(config)
+        self.generator, self.discriminator = self.build_networks(config)
         self.d_optimizer = adam(self.discriminator.parameters(), config)
         self.g_optimizer = adam(self.generator.parameters(), config)
         self.rng = torch.Generator().manual_seed(seed)
+
+    def build_networks(self, config: DCGANConfig) -> tuple[nn.Module, nn.Module]:
+        """The generator and the discriminator: the book's (torch_impl/published.py builds the published models')."""
+        return Generator(config), Discriminator(config)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
 
     def sample_noise(self, batch_size: int, z=None, label_noise=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given."""
+        """z ~ N(0, 1) or U(-1, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless
+        given."""
         dtype = next(self.parameters()).dtype
-        if z is None:
-            z = torch.randn(batch_size, self.config.latent_dim, generator=self.rng, dtype=dtype)
+        shape = (batch_size, self.config.latent_dim)
+        if z is None and self.config.latent_distribution == "uniform":
+            z = 2 * torch.rand(*shape, generator=self.rng, dtype=dtype) - 1
+        elif z is None:
+            z = torch.randn(*shape, generator=self.rng, dtype=dtype)
         if label_noise is None:
             label_noise = torch.rand(2, batch_size, 1, generator=self.rng, dtype=dtype)
         return z, label_noise
@@ -137,7 +146,7 @@ class DCGAN(Trainer):
         fake = self.generator(z)
         real_logits = self.discriminator(real)
         fake_logits = self.discriminator(fake)
-        d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+        d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, self.config)
         g_loss = generator_loss(fake_logits)
         return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits, "fake_logits": fake_logits}
 
@@ -161,7 +170,7 @@ class DCGAN(Trainer):
             fake = self.generator(z)  # one generator pass, kept for the G step
             real_logits = self.discriminator(real)
             fake_logits = self.discriminator(fake.detach())
-            d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+            d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, self.config)
             d_share = replica_share(d_loss)
             d_grads = torch.autograd.grad(d_share, d_params)
             apply_gradients(self.d_optimizer, zip(d_grads, d_params))

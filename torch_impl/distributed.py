@@ -129,5 +129,5 @@ def synchronize(trainer: nn.Module) -> None:
     local_batch(trainer.config.batch_size)
     layers = [(parent, name, child) for parent in trainer.modules() for name, child in parent.named_children()]
     for parent, name, child in layers:
-        if type(child) is nn.BatchNorm2d:
+        if type(child) in (nn.BatchNorm1d, nn.BatchNorm2d):
             setattr(parent, name, SyncBatchNorm.from_batch_norm(child))

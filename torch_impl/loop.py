@@ -78,10 +78,11 @@ class _AllReduceSum(torch.autograd.Function):
 
 
 class SyncBatchNorm(nn.BatchNorm2d):
-    """BatchNorm2d that, in training mode with several replicas, normalises with the mean and biased variance of
-    the global batch and tracks its running statistics from them (torch's own running-variance convention:
-    unbiased, n / (n - 1)). Keras: `BatchNormalization(synchronized=True)`. torch.nn.SyncBatchNorm refuses CPU
-    tensors; this one sums with differentiable all-reduces, so gloo (CPU) carries it as NCCL does."""
+    """BatchNorm2d (or BatchNorm1d, over features) that, in training mode with several replicas, normalises with the
+    mean and biased variance of the global batch and tracks its running statistics from them (torch's own
+    running-variance convention: unbiased, n / (n - 1)). Keras: `BatchNormalization(synchronized=True)`.
+    torch.nn.SyncBatchNorm refuses CPU tensors; this one sums with differentiable all-reduces, so gloo (CPU)
+    carries it as NCCL does."""
 
     @classmethod
     def from_batch_norm(cls, layer: nn.BatchNorm2d) -> SyncBatchNorm:
@@ -94,13 +95,18 @@ class SyncBatchNorm(nn.BatchNorm2d):
         sync.train(layer.training)
         return sync
 
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 4):
+            raise ValueError(f"expected a 2D (features) or 4D (channels) input, got {x.dim()}D")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or replica_count() == 1:
             return super().forward(x)
-        count = x.shape[0] * x.shape[2] * x.shape[3] * replica_count()  # every replica has the same batch size
-        mean = _AllReduceSum.apply(x.sum(dim=(0, 2, 3))) / count
-        centered = x - mean[:, None, None]
-        variance = _AllReduceSum.apply(centered.square().sum(dim=(0, 2, 3))) / count
+        axes, spread = (0, *range(2, x.dim())), (slice(None), *(None,) * (x.dim() - 2))  # all but the channels
+        count = x.numel() // x.shape[1] * replica_count()  # every replica has the same batch size
+        mean = _AllReduceSum.apply(x.sum(dim=axes)) / count
+        centered = x - mean[spread]
+        variance = _AllReduceSum.apply(centered.square().sum(dim=axes)) / count
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -108,8 +114,8 @@ class SyncBatchNorm(nn.BatchNorm2d):
                 self.running_var.lerp_(variance * count / (count - 1), self.momentum)
         scale = torch.rsqrt(variance + self.eps)
         if self.affine:
-            return centered * (self.weight * scale)[:, None, None] + self.bias[:, None, None]
-        return centered * scale[:, None, None]
+            return centered * (self.weight * scale)[spread] + self.bias[spread]
+        return centered * scale[spread]
 
 
 class Callback:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from torch_impl import cgan, dcgan, wgan_gp
+from torch_impl import cgan, dcgan, published, wgan_gp
 
-TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP, "cgan": cgan.CGAN}
+TRAINERS = {"dcgan": dcgan.DCGAN, "wgan_gp": wgan_gp.WGANGP, "cgan": cgan.CGAN, "published": published.PublishedDCGAN}
 
 # ----------------------------------------------------------------------------------------------------- Trainers
 
