@@ -48,10 +48,12 @@ def batches(
     first_epoch: int = 0,
     epochs: int = 1,
     one_hot: bool = False,
+    kind: str | None = None,
 ) -> tf.data.Dataset | tf.distribute.DistributedDataset | keras.utils.PyDataset:
     """The batches of epochs first_epoch, ..., first_epoch + epochs - 1, one epoch after the other: images
     float32 (N, H, W, C) in [-1, 1], or (images, one-hot float32 labels). A tf.data.Dataset of known length on
-    the TensorFlow backend, a keras.utils.PyDataset (numpy batches; iterable) on JAX and PyTorch.
+    the TensorFlow backend, a keras.utils.PyDataset (numpy batches; iterable) on JAX and PyTorch; `kind`
+    ("tf.data" or "PyDataset") asks for one of them whatever the backend (gan-parity data compares both).
 
     One dataset for the whole run: `keras.Model.fit(dataset, steps_per_epoch=num_batches, initial_epoch=
     first_epoch, epochs=first_epoch + epochs)` walks it across the epochs, with num_batches = N // batch_size.
@@ -59,7 +61,7 @@ def batches(
     With several replicas, a tf.distribute dataset: each input pipeline yields its replicas' parts of every batch.
     """
     order = spec.batch_order(first_epoch, len(data.labels), batch_size)  # int64 (num_batches, batch_size)
-    if BACKEND != "tensorflow":
+    if (kind or ("tf.data" if BACKEND == "tensorflow" else "PyDataset")) == "PyDataset":
         return _Batches(data, spec, batch_size, first_epoch, epochs, one_hot)
     size = local_batch(batch_size)  # images per replica: all of them on one device
 

@@ -20,7 +20,8 @@ def gradients(losses_fn, variables):
     place where a loss becomes gradients (and where a loss scale would multiply it)."""
     losses, aux = losses_fn()  # autograd records the pass: the variables' Parameters require gradients
     last = len(losses) - 1
-    grads = [list(torch.autograd.grad(loss, [variable.value for variable in group], retain_graph=index < last))
+    grads = [list(torch.autograd.grad(loss, [variable.value for variable in group], retain_graph=index < last,
+                                      allow_unused=True))  # None where a loss does not depend on a variable
              for index, (loss, group) in enumerate(zip(losses, variables))]  # the graph is kept for the next loss
     return losses, aux, grads
 

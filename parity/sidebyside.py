@@ -20,9 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-import torch
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -182,7 +179,7 @@ def model_page(model: str, rows: list[dict], command: str, seconds: float) -> st
         parts.append(f'<div class="row" id="{anchor(name)}" data-section="{name}">{"".join(cells)}</div>')
     failed = sum(not row["passed"] for row in rows)
     verdict = f"{failed} of {len(rows)} checks FAILED" if failed else f"all {len(rows)} checks passed"
-    versions = f"torch {torch.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    versions = checks.versions()
     parts += [f'</main><h2 id="parity">Parity table</h2><p class="note">Measured while this page was built: '
               f"the same rows as <code>{html.escape(command)}</code>, {seconds:.0f} s, {versions}; {verdict}. "
               "The verdict judges the scaled diff (per tensor, max |torch − Keras| / max(1, max |Keras|)).</p>",
