@@ -123,8 +123,8 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     if resume:
         state = on_chief(checkpoint.load_checkpoint, run.checkpoint)
         check_resumable(state["meta"], BACKEND, model, config, data_info)
-        written_on = state["meta"].get("keras_backend", "tensorflow")
-        if written_on != KERAS_BACKEND:
+        written_on = state["meta"].get("keras_backend")
+        if written_on not in (None, KERAS_BACKEND):
             log.info("the checkpoint was written on the Keras %s backend: %s goes on with its weights, optimiser "
                      "state and batch order, and draws its own noise (each backend has its own random generator)",
                      written_on, KERAS_BACKEND)
