@@ -74,11 +74,12 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_check(args: argparse.Namespace, rows: list[dict] | None = None) -> int:
-    """The checks asked for, on this process's Keras backend, or the `rows` other processes measured."""
+def run_check(args: argparse.Namespace, rows: list[dict] | None = None, start: float | None = None) -> int:
+    """The checks asked for, on this process's Keras backend, or the `rows` other processes measured (since
+    `start`)."""
     from parity import checks
 
-    start = time.perf_counter()
+    start = start or time.perf_counter()
     if rows is None:
         rows = []
         for model in args.models:
@@ -100,11 +101,12 @@ def run_check(args: argparse.Namespace, rows: list[dict] | None = None) -> int:
 
 def check_elsewhere(args: argparse.Namespace, argv: list[str], keras_backends: list[str]) -> int:
     """`gan-parity check` on each of `keras_backends` in a process of its own; one merged table."""
+    start = time.perf_counter()
     failure = {"model": "", "variant": "(the whole process)", "dtype": "", "name": "all", "max_abs_diff": float("inf"),
                "max_scaled_diff": float("inf"), "tolerance": 0.0, "compared": 0, "passed": False}
     rows, status = backends.json_rows(argv, keras_backends,
                                       lambda backend, why: failure | {"worst": why, "keras_backend": backend})
-    return max(run_check(args, rows), 1 if status else 0)
+    return max(run_check(args, rows, start), 1 if status else 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -391,9 +391,10 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_command(args: argparse.Namespace, rows: list[dict] | None = None) -> int:
-    """The catalogue's entries on this process's Keras backend, or the `rows` other processes measured."""
-    start = time.perf_counter()
+def run_command(args: argparse.Namespace, rows: list[dict] | None = None, start: float | None = None) -> int:
+    """The catalogue's entries on this process's Keras backend, or the `rows` other processes measured (since
+    `start`)."""
+    start = start or time.perf_counter()
     if rows is None:
         rows = [as_row(run(pitfall)) for pitfall in CATALOGUE if not args.number or pitfall.number in args.number]
     missed = [row for row in rows if not row["caught"]]
@@ -409,11 +410,12 @@ def run_command(args: argparse.Namespace, rows: list[dict] | None = None) -> int
 
 def run_elsewhere(args: argparse.Namespace, argv: list[str], keras_backends: list[str]) -> int:
     """`gan-parity pitfalls` on each of `keras_backends` in a process of its own; one merged table."""
+    start = time.perf_counter()
     result = {"max_abs_diff": float("inf"), "max_scaled_diff": float("inf"), "tolerance": 0.0}
     rows, status = backends.json_rows(argv, keras_backends, lambda backend, why: {
         "number": 0, "title": why, "check": "", "caught": False, "bugged": result, "clean": result,
         "keras_backend": backend})
-    return max(run_command(args, rows), 1 if status else 0)
+    return max(run_command(args, rows, start), 1 if status else 0)
 
 
 def register(commands) -> None:
