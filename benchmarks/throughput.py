@@ -279,7 +279,10 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
     if warmup:
         trainer.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)  # traces, compiles
     stamps = []
+    # A step's logs are read before the next stamp: JAX dispatches asynchronously, so without it a stamp would time
+    # the dispatch, not the step (the same read on TensorFlow and PyTorch, whose logs are ready).
     clock = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *_, **__: stamps.append(time.perf_counter()),
+                                           on_train_batch_end=lambda _, logs: [float(v) for v in logs.values()],
                                            on_epoch_end=lambda *_, **__: stamps.append(time.perf_counter()))
     start = time.perf_counter()
     trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock], shuffle=False)
