@@ -1,6 +1,6 @@
 # `make demo` and `make test` are the only commands a newcomer needs: each creates .venv when missing and
-# installs the project into it with both backends ([all]: the parity layer runs them side by side) and the
-# versions the parity results were measured with (constraints.txt).
+# installs the project into it with both backends and Keras's three ([all]: torch, TensorFlow, JAX; the parity
+# layer runs them side by side) and the versions the parity results were measured with (constraints.txt).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -35,9 +35,11 @@ demo: $(STAMP)
 	$(BIN)/gan-keras train cgan --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/keras/cgan --quiet
 	$(BIN)/gan-parity check dcgan wgan_gp cgan
 
-# Every check of every model and preset (the published models' five included), in float64 and float32.
+# Every check of every model and preset (the published models' five included), in float64 and float32, on each
+# Keras backend (a process each), and the pitfall catalogue on each.
 parity: $(STAMP)
-	$(BIN)/gan-parity check dcgan wgan_gp cgan published --dtype float64 float32
+	$(BIN)/gan-parity check dcgan wgan_gp cgan published --dtype float64 float32 --keras-backend all
+	$(BIN)/gan-parity pitfalls --keras-backend all
 
 # The side-by-side reading pages: docs/index.html, docs/<model>.html (with the model's parity table, measured while
 # building, in both precisions), docs/pitfalls.html and docs/compare.html (checking one's own port).

@@ -1,25 +1,33 @@
 """Train-step throughput of our trainers against plain reference loops, GFLOP/s against the matmul peak, and the
-accelerations each framework offers: every model, both backends, the book (64x64) and digits (32x32) presets, and
-the published models' presets (pytorch-examples, pytorch-gan-mlp, face32, svhn-tf1, celeba-keras).
+accelerations each framework offers: every model, torch and Keras on each of its three backends, the book (64x64)
+and digits (32x32) presets, and the published models' presets (pytorch-examples, pytorch-gan-mlp, face32, svhn-tf1,
+celeba-keras).
 
-Usage: python benchmarks/throughput.py [--models ...] [--presets book digits face32 ...] [--backends torch keras]
+Usage: python benchmarks/throughput.py [--models ...] [--presets book digits face32 ...]
+                                       [--backends torch keras keras-jax keras-torch]
                                        [--variants ...] [--steps N] [--warmup 2] [--max-batch 128]
+Backends: torch (torch_impl), keras (keras_impl on TensorFlow), keras-jax and keras-torch (keras_impl on Keras's
+JAX and PyTorch backends: KERAS_BACKEND is set in the cell's process).
 Cells (each in its own process, so thread settings, compile caches and thread pools never mix):
-- ours: torch `trainer.train_step(batch)`; Keras `trainer.fit` on a repeated tf.data batch (the compiled path).
+- ours: torch `trainer.train_step(batch)`; Keras `trainer.fit` on a repeated batch: a tf.data batch on TensorFlow
+  (a tf.function), a repeated numpy batch on JAX (fit jit-compiles the stateless step with XLA, Keras's default
+  there) and on PyTorch (eager, Keras's default there).
 - reference: the same networks in a plain loop written here: for torch the pytorch/examples DCGAN loop
   (`zero_grad`, `loss.backward()`, `optimizer.step()`; WGAN-GP/CGAN with the usual `autograd.grad(create_graph=True)`
   penalty), for Keras a keras.io-style `keras.Model` whose `train_step` uses GradientTapes (its DCGAN and WGAN-GP
   examples). ours/reference >= 1 means our trainers cost nothing over the textbook loop.
 - accelerations, each as a ratio against `ours` of the same run: torch `torch.compile` (both DCGAN networks; of
   WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
-  penalty needs), channels-last memory format, 1 thread instead of the default; Keras `jit_compile=True` (XLA),
-  1 intra-op thread.
+  penalty needs), channels-last memory format, 1 thread instead of the default; Keras on TensorFlow
+  `jit_compile=True` (XLA), 1 intra-op thread. The Keras JAX and PyTorch backends run `ours` only (the reference
+  loop is TensorFlow's GradientTape code).
 GFLOP per step is counted from the layer shapes (`step_flops`; the published networks' by forward hooks on their
 torch layers, `published_flops`): 2 x multiply-adds of every conv, convT and Linear; a pass
 whose weights are differentiated counts 3 x its forward (forward, input and weight gradients), one differentiated
 only to reach the generator 2 x, one without gradient 1 x, and the gradient penalty 6 x (forward, input gradient
 kept as a graph, and the double backward through both). Activations, BatchNorm and Adam are left out.
-The peak is a 2048x2048 float32 matmul in each framework with its default threads. Batches are random, fixed, in
+The peak is a 2048x2048 float32 matmul in each framework with its default threads (keras-jax: JAX's, keras-torch:
+torch's). Batches are random, fixed, in
 [-1, 1]: compute only. The preset's batch size is kept up to --max-batch (WGAN-GP's book batch of 512 runs at 128).
 Images/s are batch size / median step time: on a shared machine one slow step (another process, a page fault)
 moves the mean of a few steps by tens of per cent, the median hardly.
@@ -40,10 +48,11 @@ import numpy as np
 from specs.models import PRESETS as MODEL_PRESETS
 from specs.models import get_config
 
-MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan", "published"), ("torch", "keras")
+MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan", "published"), ("torch", "keras", "keras-jax", "keras-torch")
 PRESETS = ("book", "digits", *MODEL_PRESETS["published"])
 VARIANTS = {"torch": ("ours", "reference", "compile", "channels_last", "threads=1"),
-            "keras": ("ours", "reference", "xla", "threads=1")}
+            "keras": ("ours", "reference", "xla", "threads=1"), "keras-jax": ("ours",), "keras-torch": ("ours",)}
+KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}  # KERAS_BACKEND of each
 TARGET_GFLOP = 150  # default timed steps: about this much work per cell (a few seconds on 2 cores)
 
 # ------------------------------------------------------------------------------------------------ The work
@@ -275,11 +284,20 @@ def keras_reference(model: str, config):
     return Reference()
 
 
+def repeated(batch):
+    """The same batch forever, as fit takes it on JAX and PyTorch (a generator: no TensorFlow)."""
+    while True:
+        yield batch
+
+
 def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
     import keras
-    import tensorflow as tf
 
     from keras_impl.trainers import build_trainer
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
     if variant == "threads=1":
         tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -289,19 +307,26 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
         trainer.compile()
     else:
         trainer = build_trainer(model, config, seed=0)
-    trainer.jit_compile = variant == "xla"  # fit's XLA switch (compile's jit_compile sets the same attribute)
-    dataset = tf.data.Dataset.from_tensors(example_batch(config, channels_first=False)).repeat()
+    batch = example_batch(config, channels_first=False)
+    if backend == "tensorflow":
+        trainer.jit_compile = variant == "xla"  # fit's XLA switch (compile's jit_compile sets the same attribute)
+        dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    else:  # Keras's own default: XLA on JAX, eager on PyTorch
+        dataset = repeated(batch if isinstance(batch, tuple) else (batch,))
     if warmup:
         trainer.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)  # traces, compiles
     stamps = []
+    # A step's logs are read before the next stamp: JAX dispatches asynchronously, so without it a stamp would time
+    # the dispatch, not the step (the same read on TensorFlow and PyTorch, whose logs are ready).
     clock = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *_, **__: stamps.append(time.perf_counter()),
+                                           on_train_batch_end=lambda _, logs: [float(v) for v in logs.values()],
                                            on_epoch_end=lambda *_, **__: stamps.append(time.perf_counter()))
     start = time.perf_counter()
     trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock], shuffle=False)
     seconds = time.perf_counter() - start
     median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
-    intra = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
-    return {"seconds": seconds, "median_step": median, "threads": intra}
+    intra = (tf.config.threading.get_intra_op_parallelism_threads() or "auto") if backend == "tensorflow" else "auto"
+    return {"seconds": seconds, "median_step": median, "threads": intra, "jit_compile": trainer.jit_compile}
 
 
 # ----------------------------------------------------------------------------------------------- Processes
@@ -309,11 +334,16 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
 
 def matmul_peak(backend: str, n: int = 2048, repeats: int = 5) -> float:
     """GFLOP/s of an n x n float32 matmul, the best of `repeats`, default threads."""
-    if backend == "torch":
+    if backend in ("torch", "keras-torch"):
         import torch
 
         a, b = torch.randn(n, n), torch.randn(n, n)
         run = lambda: a @ b  # noqa: E731
+    elif backend == "keras-jax":
+        import jax
+
+        a, b = jax.random.normal(jax.random.key(0), (n, n)), jax.random.normal(jax.random.key(1), (n, n))
+        run = lambda: (a @ b).block_until_ready()  # noqa: E731
     else:
         import tensorflow as tf
 
@@ -342,6 +372,8 @@ def cell(spec: dict) -> dict:
 
 def run_child(spec: dict) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    if spec["backend"] in KERAS_BACKENDS:
+        env["KERAS_BACKEND"] = KERAS_BACKENDS[spec["backend"]]
     done = subprocess.run([sys.executable, os.path.abspath(__file__), "--cell", json.dumps(spec)],
                           capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -362,6 +394,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--variants", nargs="+", default=None, help="subset of: " + ", ".join(
         dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; ours is always run)")
+    parser.add_argument("--json", default=None, help="also write every cell's result to this JSON file")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps (default: ~{TARGET_GFLOP} GFLOP)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens there)")
     parser.add_argument("--max-batch", type=int, default=128, help="cap on the preset's batch size (default 128)")
@@ -397,6 +430,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"command: python benchmarks/throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"1-minute load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     report(rows, peaks)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"peaks": peaks, "rows": [[preset, model, backend, steps, flops, results] for preset, model, _,
+                                                backend, steps, flops, results in rows]}, handle, indent=1)
 
 
 def report(rows: list[tuple], peaks: dict) -> None:
@@ -421,11 +458,31 @@ def report(rows: list[tuple], peaks: dict) -> None:
     if extras:
         print("\naccelerations: images/s against ours of the same run (> 1 is faster)\n")
         print("| preset | model | backend | variant | ratio |\n|---|---|---|---|---:|\n" + "\n".join(extras))
+    fastest = fastest_table(rows)
+    if fastest:
+        print("\nfastest backend per model (ours, images/s; ratio to the fastest)\n\n" + fastest)
     if errors:
         print("\nfailures:\n" + "\n".join(f"- {error}" for error in errors))
     for backend, peak in peaks.items():
         if "error" in peak:
             print(f"- {backend} peak: {peak['error']}")
+
+def fastest_table(rows: list[tuple]) -> str:
+    """Per preset and model, `ours` of every backend of the run as images/s and as a ratio to the fastest."""
+    cells: dict[tuple, dict[str, float]] = {}
+    for preset, model, config, backend, _, _, results in rows:
+        if "median_step" in results.get("ours", {}):
+            cells.setdefault((preset, model), {})[backend] = config.batch_size / results["ours"]["median_step"]
+    backends = list(dict.fromkeys(backend for *_, backend, _, _, _ in rows))
+    if len(backends) < 2 or not cells:
+        return ""
+    lines = [f"| preset | model | {' | '.join(backends)} | fastest |", "|---|---|" + "---:|" * len(backends) + "---|"]
+    for (preset, model), rates in cells.items():
+        best = max(rates, key=rates.get)
+        shown = [f"{rates[b]:.1f} ({rates[b] / rates[best]:.2f})" if b in rates else "—" for b in backends]
+        lines.append(f"| {preset} | {model} | {' | '.join(shown)} | {best} |")
+    return "\n".join(lines)
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
-"""Keras 3 (TensorFlow backend) implementations of DCGAN, WGAN-GP and CGAN, trained with `fit`.
+"""Keras 3 implementations of DCGAN, WGAN-GP and CGAN, trained with `fit` on TensorFlow, JAX or PyTorch.
 
-This package imports Keras and TensorFlow and nothing of torch_impl or torch (tests/test_boundary.py).
+The backend is Keras's: KERAS_BACKEND (`gan-keras --backend`), TensorFlow when unset. This package imports nothing
+of torch_impl, and each framework only on its own Keras backend (tests/test_boundary.py).
 """
 
 import os

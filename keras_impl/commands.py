@@ -2,19 +2,25 @@
 
 keras_impl/train.py parses the words (specs/cli.py) and calls these; `eval` is specs/evaluate.py's, given this
 backend's checkpoint module. What is Keras's own here: the per-epoch outputs of a run as a
-`keras.callbacks.Callback` of `fit`, and TensorBoard through Keras's own callback.
+`keras.callbacks.Callback` of `fit`, and TensorBoard through Keras's own callback on the TensorFlow backend; on JAX
+and PyTorch, where Keras's callback would import TensorFlow (it writes with tf.summary), the same epoch scalars go
+to the same folder (tensorboard/train, `epoch_<metric>`) through the tensorboard package's own event writer.
 The files themselves are keras_impl/checkpoint.py's.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+import time
+import types
 from pathlib import Path
 
 import keras
 
 from keras_impl import checkpoint
 from keras_impl.data import batches
+from keras_impl.distributed import BACKEND as KERAS_BACKEND
 from keras_impl.distributed import is_chief, on_chief, setup, synchronize
 from keras_impl.trainers import build_trainer
 from specs.datasets import DatasetSpec, to_uint8
@@ -72,6 +78,7 @@ class RunOutputs(keras.callbacks.Callback):
             self.run.save_samples(epoch, checkpoint.generate(self.model, self.inputs), self.inputs.rows)
             self.run.log_epoch(epoch, step, logs)
             meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
+            meta["keras_backend"] = KERAS_BACKEND  # any Keras backend reads the file; this one wrote it
             checkpoint.save_run(self.model, self.run, meta)
         self.epoch, self.batches, self.saved = epoch + 1, 0, epoch + 1
         log.debug("epoch %d: samples, losses, %s and the network files written", epoch + 1, self.run.checkpoint)
@@ -82,6 +89,36 @@ class RunOutputs(keras.callbacks.Callback):
         if self.saved == 0 and is_chief():
             self.run.discard_unfinished()
         return Interrupted(self.epoch + 1, self.epoch * self.steps_per_epoch + self.batches, self.saved)
+
+
+class _EpochScalars(keras.callbacks.Callback):
+    """TensorBoard's epoch scalars without TensorFlow (JAX and PyTorch backends): what keras.callbacks.TensorBoard
+    writes at every epoch's end, `epoch_<metric>` in <folder>/train, through the tensorboard package's writer."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))  # no TF
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self.event, self.summary = event_pb2.Event, summary_pb2.Summary
+        self.writer = EventFileWriter(str(folder / "train"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = [self.summary.Value(tag=f"epoch_{name}", simple_value=float(value))
+                  for name, value in (logs or {}).items()]
+        self.writer.add_event(self.event(wall_time=time.time(), step=epoch, summary=self.summary(value=values)))
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+def _tensorboard(folder: Path) -> keras.callbacks.Callback:
+    """Keras's TensorBoard callback on TensorFlow; the same epoch scalars without TensorFlow elsewhere."""
+    if KERAS_BACKEND == "tensorflow":
+        return keras.callbacks.TensorBoard(str(folder), write_graph=False)
+    return _EpochScalars(folder)
 
 
 # ---------------------------------------------------------------------------------------------------- Commands
@@ -104,13 +141,18 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     if resume:
         state = on_chief(checkpoint.load_checkpoint, run.checkpoint)
         check_resumable(state["meta"], BACKEND, model, config, data_info)
+        written_on = state["meta"].get("keras_backend")
+        if written_on not in (None, KERAS_BACKEND):
+            log.info("the checkpoint was written on the Keras %s backend: %s goes on with its weights, optimiser "
+                     "state and batch order, and draws its own noise (each backend has its own random generator)",
+                     written_on, KERAS_BACKEND)
         checkpoint.restore(trainer, state)
         first_epoch = state["meta"]["epoch"] + 1
     if not run.epochs_left(first_epoch, config.epochs):
         return 0
     on_chief(run.check_space, config, checkpoint.parameter_bytes(trainer), config.epochs - first_epoch)
     outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, first_epoch)
-    tensorboard = [keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False)] if is_chief() else []
+    tensorboard = [_tensorboard(run.tensorboard)] if is_chief() else []
     dataset = batches(data, spec, config.batch_size, first_epoch, config.epochs - first_epoch, config.conditional)
     try:
         trainer.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, callbacks=[outputs, *tensorboard],

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
 from keras_impl.distributed import global_batch, replica_part, replica_share
+from keras_impl.gradients import Optimizers, Trainer, apply_gradients, gradients, recorded
 from specs.models import DCGANConfig, GANConfig, config_from_record, config_record
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -127,7 +127,7 @@ def adam(config: GANConfig) -> keras.optimizers.Adam:
     )
 
 
-class DCGAN(keras.Model):
+class DCGAN(Trainer):
     """Holds G, D, their optimisers and a seeded generator of z and label noise."""
 
     def __init__(self, config: DCGANConfig, seed: int = 0, **kwargs):
@@ -144,6 +144,7 @@ class DCGAN(keras.Model):
         self.g_optimizer = g_optimizer or adam(self.config)
         self.d_optimizer.build(self.discriminator.trainable_variables)  # state exists before the first step,
         self.g_optimizer.build(self.generator.trainable_variables)  # as in torch: checkpoints can restore it
+        self.optimizer = Optimizers(self.d_optimizer, self.g_optimizer)  # what Keras's fit and callbacks read
         self.built = True  # G and D are built (keras.Input): fit under tf.distribute needs no symbolic build
 
     @property
@@ -181,37 +182,42 @@ class DCGAN(keras.Model):
         return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits, "fake_logits": fake_logits}
 
     def train_step(self, real, z=None, label_noise=None):
+        real = keras.utils.unpack_x_y_sample_weight(real)[0]  # fit hands a PyDataset's batch as (images,)
         z, label_noise = self.sample_noise(global_batch(ops.shape(real)[0]), z, label_noise)  # the global batch's,
         z, label_noise = replica_part(z, 0), replica_part(label_noise, 1)  # of which this replica keeps its part
         d_params = self.discriminator.trainable_weights
         g_params = self.generator.trainable_weights
         if self.config.update_order == "simultaneous":
-            with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            def both_losses():  # one forward pass; each replica's share of the global losses
                 out = self.gan_losses(real, z, label_noise)
-                d_share, g_share = replica_share(out["d_loss"]), replica_share(out["g_loss"])  # of the global losses
-            d_grads = d_tape.gradient(d_share, d_params)
-            g_grads = g_tape.gradient(g_share, g_params)
-            self.d_optimizer.apply_gradients(zip(d_grads, d_params))
-            self.g_optimizer.apply_gradients(zip(g_grads, g_params))
+                return [replica_share(out["d_loss"]), replica_share(out["g_loss"])], out
+
+            _, out, (d_grads, g_grads) = gradients(both_losses, [d_params, g_params])
+            apply_gradients(self.d_optimizer, d_grads, d_params)
+            apply_gradients(self.g_optimizer, g_grads, g_params)
             d_loss, g_loss, real_logits, fake_logits = (
                 out["d_loss"], out["g_loss"], out["real_logits"], out["fake_logits"]
             )
         else:
             real_targets, fake_targets = label_targets(label_noise, self.config)
-            with tf.GradientTape() as g_tape:
-                fake = self.generator(z, training=True)  # one generator pass, kept for the G step
-            with tf.GradientTape() as d_tape:
+            fake, resume = recorded(lambda: self.generator(z, training=True), g_params)  # one generator pass,
+            # kept for the G step
+
+            def d_losses():
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
                 d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, self.config)
-                d_share = replica_share(d_loss)
-            d_grads = d_tape.gradient(d_share, d_params)
-            self.d_optimizer.apply_gradients(zip(d_grads, d_params))
-            with g_tape:  # the G tape resumes: a fresh pass through the updated D
+                return [replica_share(d_loss)], (d_loss, real_logits, fake_logits)
+
+            _, (d_loss, real_logits, fake_logits), (d_grads,) = gradients(d_losses, [d_params])
+            apply_gradients(self.d_optimizer, d_grads, d_params)
+
+            def g_losses(fake):  # the G pass resumes: a fresh pass through the updated D
                 g_loss = generator_loss(self.discriminator(fake, training=True))
-                g_share = replica_share(g_loss)
-            g_grads = g_tape.gradient(g_share, g_params)
-            self.g_optimizer.apply_gradients(zip(g_grads, g_params))
+                return replica_share(g_loss), g_loss
+
+            _, g_loss, g_grads = resume(g_losses)
+            apply_gradients(self.g_optimizer, g_grads, g_params)
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
         self.trackers["d_real"].update_state(ops.mean(ops.sigmoid(real_logits)))

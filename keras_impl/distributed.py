@@ -1,8 +1,17 @@
-"""Data-parallel training for Keras: tf.distribute replicas share one global batch (mirror: torch_impl/distributed.py).
+"""Data-parallel training for Keras: replicas share one global batch (mirror: torch_impl/distributed.py).
 
-`gan-keras train ... --strategy mirrored` trains one replica per local GPU (or per logical CPU device);
-on several machines, each worker runs the same command with its own TF_CONFIG (the cluster and its task), which
-selects MultiWorkerMirroredStrategy; without either a run is on one device and nothing here changes it.
+Each Keras backend distributes with its own engine:
+- TensorFlow: `gan-keras train ... --strategy mirrored` trains one replica per local GPU (or per logical CPU
+  device); on several machines, each worker runs the same command with its own TF_CONFIG (the cluster and its
+  task), which selects MultiWorkerMirroredStrategy. The rest of this docstring describes this backend.
+- JAX: `--strategy mirrored` sets keras.distribution.DataParallel over every local device (GPUs, or the CPU
+  devices of XLA_FLAGS=--xla_force_host_platform_device_count=N). There are no replicas in the code: fit
+  jit-compiles one program over the global batch, which Keras splits along its first axis, and XLA inserts the
+  collectives, so the noise, the gradient sums and BatchNorm's statistics are the global batch's by construction
+  (`replica` answers (0, 1)). One process; several machines are not supported here.
+- PyTorch: one process only; --strategy, TF_CONFIG or a torchrun launch is refused with a line that says so
+  (gan-torch trains data-parallel under torchrun).
+Without a strategy a run is on one device and nothing here changes it.
 `setup` makes the strategy current for the whole process (tf.distribute.experimental_set_strategy), so the
 trainer, its variables and `fit` run under it; `fit` runs `train_step` on every replica (strategy.run).
 A train step of N replicas computes what one process computes on the global batch (--batch-size), up to float
@@ -25,9 +34,12 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from specs.runs import RunError
+
+BACKEND = keras.backend.backend()
+if BACKEND == "tensorflow":
+    import tensorflow as tf  # tf.distribute: the TensorFlow backend's replicas
 
 _STRATEGIES: dict[str, tf.distribute.Strategy] = {}  # made once per process: collectives cannot be set up twice
 
@@ -36,8 +48,12 @@ _STRATEGIES: dict[str, tf.distribute.Strategy] = {}  # made once per process: co
 
 def setup(strategy: str | None = None) -> None:
     """Make current the strategy asked for: "mirrored" (every local GPU, else every logical CPU device),
-    "multiworker" (the cluster in TF_CONFIG), or None: "multiworker" when TF_CONFIG is set, else one device."""
+    "multiworker" (the cluster in TF_CONFIG), or None: "multiworker" when TF_CONFIG is set, else one device.
+    RunError where the running Keras backend cannot distribute that way."""
     name = strategy or ("multiworker" if os.environ.get("TF_CONFIG") else None)
+    if BACKEND != "tensorflow":
+        _setup_without_tf_distribute(strategy)
+        return
     if name is not None and name not in _STRATEGIES:
         if name == "multiworker":
             _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
@@ -49,9 +65,29 @@ def setup(strategy: str | None = None) -> None:
         tf.distribute.experimental_set_strategy(_STRATEGIES[name])
 
 
+def _setup_without_tf_distribute(strategy: str | None) -> None:
+    """JAX: DataParallel over the local devices for "mirrored"; PyTorch: one process. RunError otherwise."""
+    tf_config = bool(os.environ.get("TF_CONFIG"))
+    if BACKEND == "torch":
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        asked = (f"--strategy {strategy}" if strategy else "TF_CONFIG" if tf_config else
+                 "a torchrun launch" if launched else None)
+        if asked:
+            raise RunError(f"the Keras torch backend trains in one process only, and {asked} asks for several; "
+                           "train data-parallel with --backend tensorflow or jax, or with gan-torch under torchrun")
+    elif strategy == "multiworker" or (tf_config and strategy is None):
+        raise RunError("the JAX backend trains on the devices of one process (--strategy mirrored); several "
+                       "workers (TF_CONFIG, --strategy multiworker) need --backend tensorflow")
+    devices = keras.distribution.list_devices() if strategy == "mirrored" else []
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices) if devices else None)
+
+
 def replica() -> tuple:
     """(index, count): the replica running this code and the number of replicas in sync; index 0 outside
-    strategy.run (cross-replica context); (0, 1) on one device."""
+    strategy.run (cross-replica context); (0, 1) on one device, and on JAX and PyTorch (one program, one
+    process)."""
+    if BACKEND != "tensorflow":
+        return 0, 1
     context = tf.distribute.get_replica_context()
     if context is None:
         return 0, tf.distribute.get_strategy().num_replicas_in_sync
@@ -60,11 +96,15 @@ def replica() -> tuple:
 
 def is_chief() -> bool:
     """Whether this process writes the run folder: the chief of a cluster (worker 0 without a chief task)."""
+    if BACKEND != "tensorflow":
+        return True
     return tf.distribute.get_strategy().extended.should_checkpoint
 
 
 def on_chief(function: Callable, *args):
     """`function(*args)` run by the chief alone; every process returns its result or raises its exception."""
+    if BACKEND != "tensorflow":
+        return function(*args)  # one process
     strategy = tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return function(*args)  # one process
@@ -156,7 +196,14 @@ def synchronize(trainer: keras.Model) -> None:
     (tensorflow/tensorflow#72388): the logged values get a batch axis of 1, since fit reduces them with
     strategy.reduce("MEAN", axis=0), which fails on scalars (its epoch logs read the metrics themselves); and fit
     skips its symbolic build, which reduces the first batch with strategy.reduce and fails on a CGAN batch (a
-    tuple): the trainer is built already, and fit takes the strategy from the process (`setup`)."""
+    tuple): the trainer is built already, and fit takes the strategy from the process (`setup`).
+    On JAX only the split is checked: XLA computes BatchNorm's statistics over the global batch by itself."""
+    distribution = keras.distribution.distribution() if BACKEND == "jax" else None
+    if distribution is not None:
+        count = len(distribution.device_mesh.devices.flatten())
+        if trainer.config.batch_size % count:
+            raise RunError(f"--batch-size {trainer.config.batch_size} (the global batch) cannot be split evenly over "
+                           f"{count} devices; choose a multiple of {count}")
     if replica()[1] == 1:
         return
     local_batch(trainer.config.batch_size)

@@ -3,17 +3,21 @@
 The words are specs/cli.py's, shared with torch_impl/train.py (mirror). The commands are keras_impl/commands.py's
 and the files keras_impl/checkpoint.py's, imported once the arguments are parsed: `gan-keras --help` and a mistyped
 flag answer without starting TensorFlow, and where TensorFlow or Keras is missing the command says which extra
-installs it. Unless --verbose, TensorFlow's native log stays out of a run: TF_CPP_MIN_LOG_LEVEL=3 (when the
-environment does not set it), and the notices its libraries print while they load, before that level applies
-(specs/logs.py), are dropped; every Python exception and warning still shows.
+installs it. `--backend tensorflow|jax|torch` picks the Keras backend (KERAS_BACKEND, set before Keras is imported;
+default: the environment's KERAS_BACKEND, else tensorflow). Unless --verbose, TensorFlow's native log stays out
+of a run: TF_CPP_MIN_LOG_LEVEL=3 (when the environment does not set it), and the notices its libraries print
+while they load, before that level applies (specs/logs.py), are dropped; every Python exception and warning
+still shows.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 from specs import cli, logs
+from specs.runs import RunError
 
 BACKEND = "keras"
 
@@ -22,11 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     return cli.main(argv, BACKEND, load_backend)
 
 
-def load_backend(verbose: bool) -> tuple:
-    """This backend's commands and checkpoint modules (imported now: TensorFlow starts here)."""
-    if not verbose:
+def load_backend(args: argparse.Namespace) -> tuple:
+    """This backend's commands and checkpoint modules (imported now: Keras and its backend's framework start here),
+    on the Keras backend that --backend or KERAS_BACKEND names (`args.backend` is set to it)."""
+    args.backend = getattr(args, "backend", None) or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if args.backend not in cli.KERAS_BACKENDS:
+        raise RunError(f"KERAS_BACKEND={args.backend}: gan-keras trains on {', '.join(cli.KERAS_BACKENDS)}; "
+                       "choose one with --backend")
+    running = sys.modules.get("keras")
+    if running is not None and running.backend.backend() != args.backend:  # a process holds one Keras backend
+        raise RunError(f"this process already runs Keras on {running.backend.backend()}; run gan-keras --backend "
+                       f"{args.backend} in a process of its own")
+    os.environ["KERAS_BACKEND"] = args.backend  # read once, when Keras is imported
+    if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read by TensorFlow's native code as it loads
-    with logs.native_notices_dropped(enabled=not verbose):
+    with logs.native_notices_dropped(enabled=not args.verbose):
         from keras_impl import checkpoint, commands
 
     return commands, checkpoint

@@ -12,11 +12,11 @@ The generator is the DCGAN one (keras_impl/dcgan.py), with a bias on its last co
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import layers, ops
 
 from keras_impl.dcgan import Generator, _SavedWithConfig, adam
 from keras_impl.distributed import global_batch, replica_part, replica_share
+from keras_impl.gradients import Optimizers, Trainer, apply_gradients, gradients, input_gradient
 from specs.models import WGANGPConfig
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -48,10 +48,7 @@ class Critic(_SavedWithConfig, keras.Sequential):
 def gradient_penalty(critic, real, fake, alpha, epsilon: float):
     """mean((||grad C(x^)|| - 1)^2) at x^ = real + alpha (fake - real); differentiable in the critic's weights."""
     x_hat = ops.stop_gradient(real + alpha * (fake - real))  # the penalty looks at x^ alone
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = critic(x_hat, training=True)
-    grads = tape.gradient(scores, x_hat)  # recorded by the caller's tape: GP trains the critic
+    grads = input_gradient(lambda images: critic(images, training=True), x_hat)  # differentiable: GP trains C
     norm = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + epsilon)  # per sample, over H, W, C
     return ops.mean((norm - 1) ** 2)
 
@@ -69,7 +66,7 @@ def generator_loss(fake_scores):
 # ------------------------------------------------------------------------------------------------------ Trainer
 
 
-class WGANGP(keras.Model):
+class WGANGP(Trainer):
     """Holds G, C, their optimisers and a seeded generator of z and alpha."""
 
     def __init__(self, config: WGANGPConfig, seed: int = 0, **kwargs):
@@ -87,6 +84,7 @@ class WGANGP(keras.Model):
         self.g_optimizer = g_optimizer or adam(self.config)
         self.c_optimizer.build(self.critic.trainable_variables)  # state exists before the first step,
         self.g_optimizer.build(self.generator.trainable_variables)  # as in torch: checkpoints can restore it
+        self.optimizer = Optimizers(self.c_optimizer, self.g_optimizer)  # what Keras's fit and callbacks read
         self.built = True  # G and C are built (keras.Input): fit under tf.distribute needs no symbolic build
 
     @property
@@ -99,8 +97,8 @@ class WGANGP(keras.Model):
     # The three places a conditional model (keras_impl/cgan.py) differs: what a batch holds, and what G and C see.
 
     def split_batch(self, data):
-        """A batch is images alone: (images, no labels)."""
-        return data, None
+        """A batch is images alone: (images, no labels); fit hands a PyDataset's batch as (images,)."""
+        return keras.utils.unpack_x_y_sample_weight(data)[0], None
 
     def generate(self, z, labels=None, training=True):
         return self.generator(z, training=training)
@@ -146,17 +144,21 @@ class WGANGP(keras.Model):
         c_params = self.critic.trainable_weights
         g_params = self.generator.trainable_weights
         for step in range(self.config.critic_steps):
-            fake = self.generate(z[step], labels)  # fresh z for every critic step
-            with tf.GradientTape() as c_tape:
-                out = self.critic_losses(real, fake, alpha[step], labels)
-                c_share = replica_share(out["c_loss"])  # this replica's share of the global loss
-            c_grads = c_tape.gradient(c_share, c_params)
-            self.c_optimizer.apply_gradients(zip(c_grads, c_params))
-        with tf.GradientTape() as g_tape:
+            fake = ops.stop_gradient(self.generate(z[step], labels))  # fresh z for every critic step
+
+            def c_losses(fake=fake, alpha=alpha[step]):
+                out = self.critic_losses(real, fake, alpha, labels)
+                return [replica_share(out["c_loss"])], out  # this replica's share of the global loss
+
+            _, out, (c_grads,) = gradients(c_losses, [c_params])
+            apply_gradients(self.c_optimizer, c_grads, c_params)
+
+        def g_losses():
             g_loss = generator_loss(self.score(self.generate(z[-1], labels), labels))
-            g_share = replica_share(g_loss)
-        g_grads = g_tape.gradient(g_share, g_params)
-        self.g_optimizer.apply_gradients(zip(g_grads, g_params))
+            return [replica_share(g_loss)], g_loss
+
+        _, g_loss, (g_grads,) = gradients(g_losses, [g_params])
+        apply_gradients(self.g_optimizer, g_grads, g_params)
         for name, value in (out | {"g_loss": g_loss}).items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -9,6 +9,8 @@
   compare T K       check your own port: where a torch and a Keras network diverge, and why (parity/compare.py)
   quality RUN...    runs of either backend scored side by side: FID, KID, class accuracy (parity/quality.py)
 Each of the last six lives in its own module, which adds its parser with `register(commands)`.
+check, data, pitfalls and convert take --keras-backend tensorflow|jax|torch (check, data and pitfalls also all): the
+Keras backend the Keras side runs on, one process per backend (parity/backends.py).
 """
 
 from __future__ import annotations
@@ -21,20 +23,27 @@ import json
 import sys
 import time
 
+from parity import backends
 from specs.cli import positive_int
 from specs.logs import native_notices_dropped
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
 
-try:
-    with native_notices_dropped():  # TensorFlow's start-up notices (specs/logs.py)
-        from parity import checks
-except ImportError as error:  # the parity layer runs both backends: both frameworks, the [all] extra
-    FRAMEWORKS = ("torch", "tensorflow", "keras")
-    if (error.name or "").split(".")[0] not in FRAMEWORKS:
-        raise
-    MISSING = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is None] or [error.name]
-else:
-    MISSING = None
+FRAMEWORKS = ("torch", "tensorflow", "keras")  # what the parity layer names when it cannot start
+
+
+def load() -> list[str] | None:
+    """Import the checks now (torch, Keras and its backend's framework load here): None, or the frameworks that
+    are missing (the parity layer runs both backends: the [all] extra)."""
+    try:
+        with native_notices_dropped():  # TensorFlow's start-up notices (specs/logs.py)
+            importlib.import_module("parity.checks")
+    except ImportError as error:
+        package = (error.name or "").split(".")[0]
+        if package not in (*FRAMEWORKS, "jax", "jaxlib"):
+            raise
+        return [name for name in FRAMEWORKS if importlib.util.find_spec(name) is None] or [package]
+    return None
+
 
 SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside", "parity.drift", "parity.compare",
                       "parity.quality")
@@ -54,11 +63,14 @@ def check_variants(model: str, presets: list[str], orders: list[str] | None):
 
 
 def format_table(rows: list[dict]) -> str:
-    header = (f"{'variant':<28} {'dtype':<8} {'check':<16} {'max abs diff':>12} {'scaled diff':>12} "
-              f"{'tolerance':>10}  verdict  worst")
+    """One line per row; rows of several Keras backends (`keras_backend`) get a column naming theirs."""
+    keras = any("keras_backend" in row for row in rows)
+    header = (f"{'keras':<11}" * keras + f"{'variant':<28} {'dtype':<8} {'check':<16} {'max abs diff':>12} "
+              f"{'scaled diff':>12} {'tolerance':>10}  verdict  worst")
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
+            f"{row.get('keras_backend', ''):<11}" * keras +
             f"{row['variant']:<28} {row['dtype']:<8} {row['name']:<16} {row['max_abs_diff']:>12.3g} "
             f"{row['max_scaled_diff']:>12.3g} {row['tolerance']:>10.0e}  {'pass' if row['passed'] else 'FAIL':<7}  "
             f"{row['worst']}"
@@ -66,15 +78,21 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_check(args: argparse.Namespace) -> int:
-    rows = []
-    start = time.perf_counter()
-    for model in args.models:
-        for label, config in check_variants(model, args.preset or list(PRESETS[model]), args.update_order):
-            for dtype in args.dtype:
-                for result in checks.run_checks(model, config, dtype, args.batch_size, args.seed, args.check,
-                                                steps=args.steps):
-                    rows.append({"model": model, "variant": f"{model} {label}", "dtype": dtype} | result.as_dict())
+def run_check(args: argparse.Namespace, rows: list[dict] | None = None, start: float | None = None) -> int:
+    """The checks asked for, on this process's Keras backend, or the `rows` other processes measured (since
+    `start`)."""
+    from parity import checks
+
+    start = start or time.perf_counter()
+    if rows is None:
+        rows = []
+        for model in args.models:
+            for label, config in check_variants(model, args.preset or list(PRESETS[model]), args.update_order):
+                for dtype in args.dtype:
+                    for result in checks.run_checks(model, config, dtype, args.batch_size, args.seed, args.check,
+                                                    steps=args.steps):
+                        rows.append({"model": model, "variant": f"{model} {label}", "dtype": dtype}
+                                    | result.as_dict())
     failed = [row for row in rows if not row["passed"]]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -85,7 +103,19 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def check_elsewhere(args: argparse.Namespace, argv: list[str], keras_backends: list[str]) -> int:
+    """`gan-parity check` on each of `keras_backends` in a process of its own; one merged table."""
+    start = time.perf_counter()
+    failure = {"model": "", "variant": "(the whole process)", "dtype": "", "name": "all", "max_abs_diff": float("inf"),
+               "max_scaled_diff": float("inf"), "tolerance": 0.0, "compared": 0, "passed": False}
+    rows, status = backends.json_rows(argv, keras_backends,
+                                      lambda backend, why: failure | {"worst": why, "keras_backend": backend})
+    return max(run_check(args, rows, start), 1 if status else 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from parity import checks
+
     parser = argparse.ArgumentParser(prog="gan-parity", description=__doc__.split("\n")[0].split(": ", 1)[1])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -102,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"train steps of the trajectory check (default {checks.TRAJECTORY_STEPS})")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--json", action="store_true", help="print the rows as JSON")
-    check.set_defaults(func=run_check)
+    check.add_argument("--keras-backend", choices=backends.CHOICES, default=None,
+                       help="the Keras backend: tensorflow, jax, torch, or all (one process each, one table); "
+                            "default: $KERAS_BACKEND, else tensorflow")
+    check.set_defaults(func=run_check, elsewhere=check_elsewhere)
 
     data = commands.add_parser("data", help="compare the first batch each backend reads (--help for its flags)",
                                add_help=False)
@@ -113,13 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if MISSING is not None:
-        names, verb = " and ".join(", ".join(MISSING).rsplit(", ", 1)), "is" if len(MISSING) == 1 else "are"
+    argv = sys.argv[1:] if argv is None else argv
+    elsewhere = backends.choose(argv)  # before Keras is imported: KERAS_BACKEND, or other processes
+    missing = load()
+    if missing is not None:
+        names, verb = " and ".join(", ".join(missing).rsplit(", ", 1)), "is" if len(missing) == 1 else "are"
         print(f"gan-parity: error: the parity layer runs both backends, and {names} {verb} not installed here: "
               "pip install 'gan-parity[all]'", file=sys.stderr)
         return 2
-    argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["data"]:  # its own flags: parity/data.py
+        if elsewhere:
+            return backends.passthrough(argv, elsewhere)
         from parity import data
 
         return data.main(argv[1:])
@@ -130,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gan-parity: unknown preset {unknown} for {model}; known: {', '.join(PRESETS[model])}",
                   file=sys.stderr)
             return 2
+    if elsewhere and hasattr(args, "elsewhere"):
+        return args.elsewhere(args, argv, elsewhere)
     return args.func(args)
 
 

@@ -52,7 +52,7 @@ import torch
 import keras_impl.checkpoint as keras_checkpoint
 import torch_impl.checkpoint as torch_checkpoint
 from keras_impl.trainers import build_trainer as build_keras_trainer
-from parity import convert
+from parity import backends, convert
 from parity.checks import MODELS
 from specs.models import ConfigError, config_from_dict
 from specs.runs import RunError
@@ -238,4 +238,8 @@ def register(commands) -> None:
     parser.add_argument("--to", required=True, choices=tuple(BACKENDS), help="the backend to convert to")
     parser.add_argument("--out", required=True, metavar="PATH", help="a .pt (torch) or .npz (keras) file, or a "
                         "folder that receives checkpoint.pt or checkpoint.npz; never overwritten")
-    parser.set_defaults(func=run)
+    parser.add_argument("--keras-backend", choices=backends.KERAS_BACKENDS, default=None,
+                        help="the Keras backend that reads or writes the Keras checkpoint (one format for all); "
+                             "default: $KERAS_BACKEND, else tensorflow")
+    parser.set_defaults(func=run, elsewhere=lambda args, argv, keras_backends: backends.passthrough(argv,
+                                                                                                      keras_backends))

@@ -26,19 +26,24 @@ torch stores the unbiased batch variance in running_var and Keras the biased one
 Keras value through the exact relation of the two update rules. A pair that does not convert (a tensor on one side
 only, a shape that differs) fails each check that needs the copy, with the converter's message; the checks that
 need no copy (settings, initialization, dropout, randomness, data) still run.
+The checks run on the Keras backend of the process (KERAS_BACKEND: TensorFlow, JAX or PyTorch; `gan-parity check
+--keras-backend` starts a process per backend): the Keras side takes its gradients with keras_impl/gradients.py, the
+code its trainers train with. JAX computes in float64 only with x64 enabled, which `keras_dtype` switches on for the
+float64 checks and off again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
 import numpy as np
-import tensorflow as tf
 import torch
+from keras.src.backend.common import dtypes as keras_dtypes
 
 import keras_impl.cgan
 import keras_impl.dcgan
@@ -48,6 +53,8 @@ import torch_impl.cgan
 import torch_impl.dcgan
 import torch_impl.published
 import torch_impl.wgan_gp
+from keras_impl.gradients import BACKEND as KERAS_BACKEND
+from keras_impl.gradients import gradients
 from keras_impl.trainers import build_trainer as build_keras_trainer
 from parity import convert
 from parity.data import check_data
@@ -155,8 +162,23 @@ MODELS = {
 
 @contextlib.contextmanager
 def keras_dtype(dtype: str):
-    """Build Keras layers, optimisers and their learning-rate variables in `dtype`."""
+    """Build Keras layers, optimisers and their learning-rate variables in `dtype`. For float64 on JAX and PyTorch,
+    two switches: JAX's x64 (without it every float64 array is made float32), and Keras's type promotion, which on
+    every backend but TensorFlow turns a 64-bit result into a 32-bit one (keras.backend.result_type: float64 with
+    float32 gives float32), so that BatchNormalization, which computes in result_type(inputs, "float32"), and
+    `ops.tanh` would compute a float64 model in float32. On PyTorch also a third: the kernels Keras permutes to
+    torch's layout are made contiguous, since torch's float64 CPU convolution (slow_conv2d; float32 goes through
+    oneDNN) refuses to differentiate a permuted kernel of one output channel ("grad_weight must be contiguous")."""
     floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    if KERAS_BACKEND == "torch" and dtype == "float64":
+        torch_nn = importlib.import_module("keras.src.backend.torch.nn")
+        permute = torch_nn._transpose_conv_kernel
+        torch_nn._transpose_conv_kernel = lambda kernel: permute(kernel).contiguous()
+    promotion, promoted = keras_dtypes.BIT64_TO_BIT32_DTYPE, keras_dtypes.BIT64_TO_BIT32_DTYPE["float64"]
+    x64 = KERAS_BACKEND == "jax" and importlib.import_module("jax").config.jax_enable_x64
+    if KERAS_BACKEND == "jax":
+        importlib.import_module("jax").config.update("jax_enable_x64", dtype == "float64")
+    promotion["float64"] = "float64" if dtype == "float64" else promoted
     keras.config.set_floatx(dtype)
     keras.config.set_dtype_policy(dtype)
     try:
@@ -164,6 +186,18 @@ def keras_dtype(dtype: str):
     finally:
         keras.config.set_floatx(floatx)
         keras.config.set_dtype_policy(policy)
+        promotion["float64"] = promoted
+        if KERAS_BACKEND == "jax":
+            importlib.import_module("jax").config.update("jax_enable_x64", x64)
+        if KERAS_BACKEND == "torch" and dtype == "float64":
+            torch_nn._transpose_conv_kernel = permute
+
+
+def versions() -> str:
+    """What the numbers are measured with: torch, Keras, and the framework of Keras's backend."""
+    framework = importlib.import_module(KERAS_BACKEND)  # loaded by Keras already
+    name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "torch"}[KERAS_BACKEND]
+    return f"torch {torch.__version__}, Keras {keras.__version__} on {name} {framework.__version__}"
 
 
 @dataclass
@@ -192,6 +226,7 @@ class Harness:
         if self.copy and not self.problems:  # from the original into the port
             keras_original = self.pair.direction(self.config) == "keras-to-torch"
             (convert.keras_to_torch if keras_original else convert.torch_to_keras)(self.table)
+        exact_leaky_slopes(self)
         self.rng = np.random.default_rng(self.seed)
         if self.mutate is not None:
             self.mutate(self)
@@ -238,12 +273,31 @@ class Harness:
         return self.pair.randomness(self)
 
 
+def exact_leaky_slopes(h: Harness) -> None:
+    """Off TensorFlow, torch's LeakyReLU slopes become the Python floats Keras multiplies by. torch_impl gives torch
+    the float32 value of a slope (specs.models.torch_leaky_slope) because TensorFlow's LeakyRelu kernel holds it in
+    float32 (0.2 is 0.20000000298); Keras's JAX and torch backends multiply by the Python float itself, 1.5e-8
+    relative away, which float32 cannot tell apart and float64 can. Only a slope that rounds to torch's is taken:
+    a slope that differs (a seeded bug) stays as it is."""
+    if KERAS_BACKEND == "tensorflow":
+        return
+    for _, torch_net, keras_net in h.networks():
+        keras_layers = {layer.name: layer for layer in keras_net.layers}
+        for name, module in torch_net.named_children():
+            slope = getattr(keras_layers.get(name), "negative_slope", None)
+            if isinstance(module, torch.nn.LeakyReLU) and slope is not None and \
+                    float(np.float32(slope)) == module.negative_slope:
+                module.negative_slope = float(slope)
+
+
 def both(data):
-    """The same values as a torch tensor (torch layout) and a TF tensor (Keras layout); tuples element-wise."""
+    """The same values as a torch tensor (torch layout) and a Keras backend tensor (Keras layout); tuples
+    element-wise."""
     if isinstance(data, tuple):
         pairs = [both(item) for item in data]
         return tuple(pair[0] for pair in pairs), tuple(pair[1] for pair in pairs)
-    return torch.from_numpy(np.ascontiguousarray(data)), tf.constant(nchw_to_nhwc(data))
+    keras_value = np.ascontiguousarray(nchw_to_nhwc(data))
+    return torch.from_numpy(np.ascontiguousarray(data)), keras.ops.convert_to_tensor(keras_value, keras_value.dtype)
 
 
 def _is_crop(layer) -> bool:
@@ -337,22 +391,30 @@ def check_gradients(h: Harness) -> CheckResult:
     real, step = h.real_batch(), h.step_inputs()
     pair = h.pair
     torch_out = _torch_losses(h, real, step)
-    with tf.GradientTape(persistent=True) as tape:
-        keras_out = _keras_losses(h, real, step)
+    ports = [[port for port in h.table if port.trainable and port.name.startswith(f"{network}.")]
+             for network in pair.networks]
+
+    def keras_losses():  # one forward pass: each network's loss, differentiated in its own weights
+        out = _keras_losses(h, real, step)
+        return [out[loss] for loss in pair.losses], None
+
+    _, _, keras_grads = gradients(keras_losses, [[port.keras_variable for port in group] for group in ports])
     rows = []
-    for network, loss in zip(pair.networks, pair.losses):
-        ports = [port for port in h.table if port.trainable and port.name.startswith(f"{network}.")]
-        torch_grads = torch.autograd.grad(torch_out[loss], [port.torch_tensor for port in ports],
+    for group, loss, keras_group in zip(ports, pair.losses, keras_grads):
+        torch_grads = torch.autograd.grad(torch_out[loss], [port.torch_tensor for port in group],
                                           retain_graph=True, allow_unused=True)
-        keras_grads = tape.gradient(keras_out[loss], [port.keras_variable for port in ports])
-        rows += gradient_rows(ports, torch_grads, keras_grads)
+        rows += gradient_rows(group, torch_grads, keras_group)
     return compare("gradients", TOLERANCES[h.dtype]["gradients"], rows, finite=True)
 
 
 def gradient_rows(ports, torch_grads, keras_grads, label: str = "{}") -> list:
-    """Rows comparing gradients in torch layout; a gradient that exists on one side only is a failing row."""
+    """Rows comparing gradients in torch layout; a gradient that exists on one side only is a failing row. JAX
+    has no unused inputs: where torch (or TensorFlow) has no gradient, JAX has zeros, which count as none."""
     rows = []
     for port, torch_grad, keras_grad in zip(ports, torch_grads, keras_grads):
+        if keras_grad is not None and torch_grad is None and KERAS_BACKEND == "jax" and \
+                not np.any(to_numpy(keras_grad)):
+            keras_grad = None
         if (torch_grad is None) != (keras_grad is None):
             rows.append((f"{label.format(port.name)} (missing on one side)", np.zeros(1), np.full(1, np.nan)))
         elif torch_grad is not None:
@@ -372,9 +434,8 @@ def check_gradient_penalty(h: Harness) -> CheckResult:
     torch_grads = [None] * len(ports)  # a penalty built without create_graph has no gradient at all
     if torch_gp.requires_grad:
         torch_grads = torch.autograd.grad(torch_gp, [port.torch_tensor for port in ports], allow_unused=True)
-    with tf.GradientTape() as tape:
-        keras_gp = h.keras_trainer.penalty(*keras_inputs)
-    keras_grads = tape.gradient(keras_gp, [port.keras_variable for port in ports])
+    keras_penalty = lambda: ([h.keras_trainer.penalty(*keras_inputs)], None)  # noqa: E731
+    (keras_gp,), _, (keras_grads,) = gradients(keras_penalty, [[port.keras_variable for port in ports]])
     rows = [("penalty", to_numpy(torch_gp), to_numpy(keras_gp))]
     rows += gradient_rows(ports, torch_grads, keras_grads, "d penalty / d {}")
     return compare("gradient_penalty", TOLERANCES[h.dtype]["gradient_penalty"], rows)

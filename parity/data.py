@@ -1,12 +1,16 @@
 """Data parity: the batches each backend trains on, compared byte for byte (and shown as two PNG grids).
 
 Both backends read one uint8 cache in one seeded order and scale it with the same float32 operations, so
-their batches must be byte-identical once torch's (N, C, H, W) is moved to Keras's (N, H, W, C).
-- `gan-parity data`: the first batch of a data set as each backend sees it, as two grids (torch_first_batch.png,
-  keras_first_batch.png) that let a reader see it, and the bytes that prove it.
+their batches must be byte-identical once torch's (N, C, H, W) is moved to Keras's (N, H, W, C). Keras has two
+pipelines: tf.data on its TensorFlow backend, and a keras.utils.PyDataset of numpy batches on JAX and PyTorch;
+both are compared as `fit` hands them to the train step, converted to the backend's arrays.
+- `gan-parity data`: the first batch of a data set as each pipeline gives it, as grids (torch_first_batch.png,
+  keras_first_batch.png for tf.data, keras_pydataset_first_batch.png) that let a reader see it, and the bytes that
+  prove it. tf.data needs TensorFlow: on JAX or PyTorch (KERAS_BACKEND) the PyDataset alone is compared.
 - the `data` check of `gan-parity check`: for the model's configuration, the first batches each loader hands the
-  trainer (images and, for a conditional model, its one-hot labels), on the digits and on a folder fixture with
-  three classes, compared with each other and with the shared cache scaled by `specs.datasets.to_unit`.
+  trainer (images and, for a conditional model, its one-hot labels) on the process's Keras backend, on the digits
+  and on a folder fixture with three classes, compared with each other and with the shared cache scaled by
+  `specs.datasets.to_unit`.
 - `check_labels_follow_image_id` proves the other half of what a batch holds: a CelebA label belongs to its image.
 """
 
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 from PIL import Image
 
@@ -31,20 +36,31 @@ from torch_impl.data import batches as torch_batches
 # isort: split
 from keras_impl.data import batches as keras_batches  # after torch_impl: torch before TensorFlow
 
+PIPELINES = {  # Keras's pipelines in this process: the grid each is drawn to
+    "tf.data": "keras_first_batch.png", "PyDataset": "keras_pydataset_first_batch.png",
+}
+KERAS_PIPELINES = tuple(kind for kind in PIPELINES if kind != "tf.data" or keras.backend.backend() == "tensorflow")
+
+
+def as_fit_hands_it(value) -> np.ndarray:
+    """A Keras pipeline's array as `fit` hands it to the train step (the backend's array), back as numpy."""
+    return keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(value))
+
 
 @dataclass(frozen=True)
 class FirstBatchComparison:
     """What `compare_first_batch` found."""
 
-    identical: bool  # the two float32 batches (torch moved to NHWC) have exactly the same bytes
-    max_abs_diff: float  # largest |torch - keras| over the batch (0.0 when identical)
+    identical: bool  # every Keras pipeline's float32 batch has exactly the bytes of torch's (moved to NHWC)
+    max_abs_diff: float  # largest |torch - keras| over the batches (0.0 when identical)
     torch_grid: Path  # torch_first_batch.png
-    keras_grid: Path  # keras_first_batch.png
+    keras_grids: dict[str, Path]  # per Keras pipeline: keras_first_batch.png (tf.data), ...
 
     def summary(self) -> str:
         verdict = "byte-identical" if self.identical else "DIFFERENT"
-        batches = f"torch_impl and keras_impl first batches: {verdict} (max abs diff {self.max_abs_diff:.3g})"
-        return f"{batches}; grids: {self.torch_grid}, {self.keras_grid}"
+        pipelines = ", ".join(f"keras_impl {kind}" for kind in self.keras_grids)
+        batches = f"torch_impl and {pipelines} first batches: {verdict} (max abs diff {self.max_abs_diff:.3g})"
+        return f"{batches}; grids: {', '.join(str(path) for path in (self.torch_grid, *self.keras_grids.values()))}"
 
 
 def compare_first_batch(
@@ -63,16 +79,18 @@ def compare_first_batch(
     data = spec.load()
     torch_images = next(torch_batches(data, spec, batch_size, epoch=0)).numpy()  # (N, C, H, W)
     torch_images = np.ascontiguousarray(torch_images.transpose(0, 2, 3, 1))  # (N, H, W, C)
-    keras_images = next(iter(keras_batches(data, spec, batch_size))).numpy()  # (N, H, W, C)
-    difference = np.abs(torch_images.astype(np.float64) - keras_images.astype(np.float64))
-    out = Path(out)
-    same_shape = torch_images.shape == keras_images.shape
-    return FirstBatchComparison(
-        identical=same_shape and torch_images.tobytes() == keras_images.tobytes(),
-        max_abs_diff=float(difference.max()),
-        torch_grid=save_grid(to_uint8(torch_images), out / "torch_first_batch.png"),
-        keras_grid=save_grid(to_uint8(keras_images), out / "keras_first_batch.png"),
-    )
+    out, identical, difference, grids = Path(out), True, 0.0, {}
+    for kind in KERAS_PIPELINES:
+        keras_images = as_fit_hands_it(next(iter(keras_batches(data, spec, batch_size, kind=kind))))  # (N, H, W, C)
+        same_shape = torch_images.shape == keras_images.shape
+        identical = identical and same_shape and torch_images.tobytes() == keras_images.tobytes()
+        if same_shape:
+            difference = max(difference, float(np.abs(torch_images.astype(np.float64) - keras_images).max()))
+        else:
+            difference = float("inf")
+        grids[kind] = save_grid(to_uint8(keras_images), out / PIPELINES[kind])
+    return FirstBatchComparison(identical, difference, save_grid(to_uint8(torch_images), out / "torch_first_batch.png"),
+                                grids)
 
 
 DATA_BATCHES = 2  # batches of epoch 0 that the data check compares
@@ -96,7 +114,7 @@ def loader_rows(label: str, data: Cached, spec: DatasetSpec, batch_size: int, on
     """(label, torch, Keras) and (label, torch, cache) rows for the first DATA_BATCHES batches of epoch 0."""
     order = spec.batch_order(0, len(data.labels), batch_size)[:DATA_BATCHES]
     torch_loader = torch_batches(data, spec, batch_size, epoch=0, one_hot=one_hot)
-    keras_loader = iter(keras_batches(data, spec, batch_size, 0, 1, one_hot))
+    keras_loader = iter(keras_batches(data, spec, batch_size, 0, 1, one_hot))  # this Keras backend's pipeline
     rows = []
     for number, indices in enumerate(order):
         torch_batch, keras_batch = next(torch_loader), next(keras_loader)
@@ -111,7 +129,7 @@ def loader_rows(label: str, data: Cached, spec: DatasetSpec, batch_size: int, on
             continue
         for part, torch_part, keras_part, reference in zip(("images", "labels"), torch_parts, keras_parts, expected):
             torch_part = nchw_to_nhwc(torch_part.numpy())
-            keras_part = keras_part.numpy()
+            keras_part = as_fit_hands_it(keras_part)
             if torch_part.dtype != keras_part.dtype:
                 rows.append((f"{label} batch {number} {part}: dtype torch {torch_part.dtype}, Keras "
                              f"{keras_part.dtype}", np.zeros(1), np.full(1, np.nan)))
@@ -174,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist)")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default: the user cache)")
+    parser.add_argument("--keras-backend", choices=("tensorflow", "jax", "torch", "all"), default=None,
+                        help="the Keras backend (all: one process each); tf.data needs tensorflow, the PyDataset "
+                             "runs on all three; default: $KERAS_BACKEND, else tensorflow")
     args = parser.parse_args(argv)
     try:
         comparison = compare_first_batch(args.dataset, args.out, args.seed, args.batch_size, args.image_size,

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
+from keras_impl.gradients import gradients as keras_gradients
 from parity.checks import TOLERANCES, keras_dtype
 from parity.results import diffs
 from parity.settings import TOLERANCE as SETTINGS_TOLERANCE
@@ -71,11 +71,11 @@ def gradients(pair: UserPair, loss: Loss):
             torch_loss = loss.torch(pair.torch_model(*pair.torch_inputs()))
             torch_grads = torch.autograd.grad(torch_loss, [port.torch_tensor for port in ports], allow_unused=True)
         side = "Keras"
-        with pair.running(True), tf.GradientTape() as tape:
-            keras_loss = loss.keras(pair.keras_model(pair.keras_inputs(), training=True))
+        with pair.running(True):  # on the process's Keras backend (keras_impl/gradients.py)
+            keras_pass = lambda: ([loss.keras(pair.keras_model(pair.keras_inputs(), training=True))], None)  # noqa
+            (keras_loss,), _, (keras_grads,) = keras_gradients(keras_pass, [[port.keras_variable for port in ports]])
     except Exception as error:  # noqa: BLE001 - a loss that does not take the model's output: a usage error
         raise UsageError(f"the {side} loss {loss.name!r} fails on the model's output: {one_line(error)}") from None
-    keras_grads = tape.gradient(keras_loss, [port.keras_variable for port in ports])
     return torch_loss, keras_loss, torch_grads, keras_grads
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from parity import backends
 from parity import seeded_bugs as bugs
 from parity.checks import CheckResult
 
@@ -445,40 +446,61 @@ CATALOGUE: tuple[Pitfall, ...] = (
 # ------------------------------------------------------------------------------------------------ Command
 
 
-def format_table(outcomes: list[Outcome]) -> str:
-    header = (f"{'#':>2}  {'pitfall':<66} {'check':<22} {'with bug':>10} {'without':>10} {'tolerance':>9}  "
-              "verdict")
+def as_row(outcome: Outcome) -> dict:
+    p = outcome.pitfall
+    return {"number": p.number, "title": p.title, "check": p.check, "caught": outcome.caught,
+            "bugged": outcome.bugged.as_dict(), "clean": outcome.clean.as_dict()}
+
+
+def format_table(rows: list[dict]) -> str:
+    """One line per entry; rows of several Keras backends (`keras_backend`) get a column naming theirs."""
+    keras = any("keras_backend" in row for row in rows)
+    header = (f"{'keras':<11}" * keras + f"{'#':>2}  {'pitfall':<66} {'check':<22} {'with bug':>10} {'without':>10} "
+              f"{'tolerance':>9}  verdict")
     lines = [header, "-" * len(header)]
-    for outcome in outcomes:
-        p = outcome.pitfall
-        lines.append(f"{p.number:>2}  {p.title[:66]:<66} {p.check:<22} {outcome.bugged.max_scaled_diff:>10.3g} "
-                     f"{outcome.clean.max_scaled_diff:>10.3g} {outcome.bugged.tolerance:>9.0e}  "
-                     f"{'caught' if outcome.caught else 'MISSED'}")
+    for row in rows:
+        lines.append(f"{row.get('keras_backend', ''):<11}" * keras +
+                     f"{row['number']:>2}  {row['title'][:66]:<66} {row['check']:<22} "
+                     f"{row['bugged']['max_scaled_diff']:>10.3g} {row['clean']['max_scaled_diff']:>10.3g} "
+                     f"{row['bugged']['tolerance']:>9.0e}  {'caught' if row['caught'] else 'MISSED'}")
     return "\n".join(lines)
 
 
-def run_command(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    chosen = [p for p in CATALOGUE if not args.number or p.number in args.number]
-    outcomes = [run(pitfall) for pitfall in chosen]
-    missed = [outcome for outcome in outcomes if not outcome.caught]
+def run_command(args: argparse.Namespace, rows: list[dict] | None = None, start: float | None = None) -> int:
+    """The catalogue's entries on this process's Keras backend, or the `rows` other processes measured (since
+    `start`)."""
+    start = start or time.perf_counter()
+    if rows is None:
+        rows = [as_row(run(pitfall)) for pitfall in CATALOGUE if not args.number or pitfall.number in args.number]
+    missed = [row for row in rows if not row["caught"]]
     if args.json:
-        print(json.dumps([{"number": o.pitfall.number, "title": o.pitfall.title, "check": o.pitfall.check,
-                           "caught": o.caught, "bugged": o.bugged.as_dict(), "clean": o.clean.as_dict()}
-                          for o in outcomes], indent=2))
+        print(json.dumps(rows, indent=2))
     else:
-        print(format_table(outcomes))
-        verdict = f"{len(missed)} of {len(outcomes)} pitfalls MISSED" if missed else \
-            f"all {len(outcomes)} pitfalls caught by their checks"
+        print(format_table(rows))
+        verdict = f"{len(missed)} of {len(rows)} pitfalls MISSED" if missed else \
+            f"all {len(rows)} pitfalls caught by their checks"
         print(f"\n{verdict} ({time.perf_counter() - start:.0f} s)")
     return 1 if missed else 0
+
+
+def run_elsewhere(args: argparse.Namespace, argv: list[str], keras_backends: list[str]) -> int:
+    """`gan-parity pitfalls` on each of `keras_backends` in a process of its own; one merged table."""
+    start = time.perf_counter()
+    result = {"max_abs_diff": float("inf"), "max_scaled_diff": float("inf"), "tolerance": 0.0}
+    rows, status = backends.json_rows(argv, keras_backends, lambda backend, why: {
+        "number": 0, "title": why, "check": "", "caught": False, "bugged": result, "clean": result,
+        "keras_backend": backend})
+    return max(run_command(args, rows, start), 1 if status else 0)
 
 
 def register(commands) -> None:
     parser = commands.add_parser("pitfalls", help="seed each catalogued porting bug and show the check catching it")
     parser.add_argument("--number", nargs="+", type=int, default=None, help="entries to run (default: all)")
     parser.add_argument("--json", action="store_true", help="print the outcomes as JSON")
-    parser.set_defaults(func=run_command)
+    parser.add_argument("--keras-backend", choices=backends.CHOICES, default=None,
+                        help="the Keras backend: tensorflow, jax, torch, or all (one process each, one table); "
+                             "default: $KERAS_BACKEND, else tensorflow")
+    parser.set_defaults(func=run_command, elsewhere=run_elsewhere)
 
 
 if __name__ == "__main__":

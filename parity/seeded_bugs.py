@@ -255,16 +255,16 @@ def probe(torch_layers: list, keras_stack: list, input_chw: tuple[int, int, int]
     def measure(bugged: bool) -> CheckResult:
         torch.manual_seed(0)
         torch_net = nn.Sequential(OrderedDict(torch_layers(bugged))).double()
-        with checks.keras_dtype("float64"):
+        with checks.keras_dtype("float64"):  # built and run in float64 (on JAX and PyTorch: run, too)
             channels, height, width = input_chw
             keras_net = keras.Sequential([keras.Input((height, width, channels)), *keras_stack()])
-        table = convert.weight_table(torch_net, keras_net)
-        convert.torch_to_keras(table)
-        if bugged and corrupt is not None:
-            corrupt(table)
-        x = np.random.default_rng(0).standard_normal((2, *input_chw))
-        torch_y, keras_y = torch_net(torch.from_numpy(x)), keras_net(checks.nchw_to_nhwc(x))
-        row = ("output", checks.nchw_to_nhwc(checks.to_numpy(torch_y)), checks.to_numpy(keras_y))
+            table = convert.weight_table(torch_net, keras_net)
+            convert.torch_to_keras(table)
+            if bugged and corrupt is not None:
+                corrupt(table)
+            x = np.random.default_rng(0).standard_normal((2, *input_chw))
+            torch_y, keras_y = torch_net(torch.from_numpy(x)), keras_net(checks.nchw_to_nhwc(x))
+            row = ("output", checks.nchw_to_nhwc(checks.to_numpy(torch_y)), checks.to_numpy(keras_y))
         return checks.compare("forward", checks.TOLERANCES["float64"]["forward"], [row])
 
     return measure

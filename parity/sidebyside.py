@@ -4,10 +4,14 @@ Each model file is cut at its section headers (`# ---- Networks`, `Losses`, `Tra
 header (docstring and imports) is the Overview. The page puts the torch file on the left and the Keras file on the
 right, one row per section, so section k of both files starts at the same height. The two files of a model must
 have the same sections in the same order: a section in one file only raises `SectionMismatch`.
-Below the code: the parity table of the model, measured while the page is built (parity/checks.py), and links to
-the pitfalls that concern it. Beside the model pages go `pitfalls.html` (the whole catalogue of parity/pitfalls.py),
-with --tutorial `compare.html` (checking one's own port with `gan-parity compare`, parity/tutorial.py), and
-`index.html`. Pages are self-contained (one embedded stylesheet, no scripts), so they open from file://.
+Below the code: the gradient-taking part of the Keras train step on each Keras backend, the three files
+keras_impl/gradients_tensorflow.py, gradients_jax.py and gradients_torch.py side by side, section by section (what
+the Keras train step above calls, and what changes per backend; the rest of the Keras file is the same on all three);
+then the parity table of the model, measured while the page is built on the process's Keras backend
+(parity/checks.py), and links to the pitfalls that concern it. Beside the model pages go `pitfalls.html` (the
+whole catalogue of parity/pitfalls.py), with --tutorial `compare.html` (checking one's own port with `gan-parity
+compare`, parity/tutorial.py), and `index.html`. Pages are self-contained (one embedded stylesheet, no scripts),
+so they open from file://.
 """
 
 from __future__ import annotations
@@ -20,9 +24,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-import torch
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -31,6 +32,7 @@ from parity import checks, pitfalls
 from parity.__main__ import check_variants, format_table
 from specs.models import PRESETS, UPDATE_ORDERS
 
+KERAS_BACKENDS = {"TensorFlow": "gradients_tensorflow.py", "JAX": "gradients_jax.py", "PyTorch": "gradients_torch.py"}
 HEADER_PREFIX = "# ----"  # a section header: `# ------...------ Name`, identical in both files of a pair
 OVERVIEW = "Overview"  # the docstring and imports before the first header
 STYLE = """
@@ -38,7 +40,9 @@ body { font-family: system-ui, sans-serif; margin: 0 1rem 2rem; color: #1f2328; 
 nav, .note { margin: .5rem 0; } h1 { margin: 1rem 0 .25rem; } h2 { margin: 1.5rem 0 .5rem; }
 .columns, .row { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; }
 .columns { position: sticky; top: 0; background: #fff; font-weight: 600; padding: .4rem 0; z-index: 1; }
-.row { margin-bottom: 1rem; scroll-margin-top: 2.5rem; }
+.row, .row3 { margin-bottom: 1rem; scroll-margin-top: 2.5rem; }
+.columns3, .row3 { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: .75rem; }
+.columns3 { font-weight: 600; padding: .4rem 0; }
 .cell { border: 1px solid #d0d7de; border-radius: 6px; background: #f6f8fa; }
 .cell h3 { margin: 0; padding: .3rem .6rem; font-size: 1rem; border-bottom: 1px solid #d0d7de; }
 .cell h3 small, td.worst { font-weight: normal; color: #57606a; }
@@ -151,6 +155,36 @@ def parity_table(rows: list[dict]) -> str:
     return f'<table class="parity"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def keras_backend_files() -> dict[str, Path]:
+    """{backend name: keras_impl/gradients_<backend>.py}."""
+    folder = source_files("dcgan")[1].parent
+    return {name: folder / file for name, file in KERAS_BACKENDS.items()}
+
+
+def keras_backend_rows() -> str:
+    """The three backends' gradient modules, one row per shared section, three columns; SectionMismatch unless the
+    three have the same sections in order."""
+    files = keras_backend_files()
+    sections = {name: split_sections(path.read_text()) for name, path in files.items()}
+    names = {name: [section.name for section in found] for name, found in sections.items()}
+    if len({tuple(found) for found in names.values()}) != 1:
+        raise SectionMismatch(f"the Keras backends' gradient modules have different sections: {names}")
+    heads = "".join(f"<div>Keras on {name}: {relative(path)}</div>" for name, path in files.items())
+    parts = ['<h2 id="keras-backends">The train step on each Keras backend</h2><p class="note">The Keras train step '
+             "above runs on TensorFlow, JAX and PyTorch as it is written; what it calls to take and apply gradients "
+             "(<code>gradients</code>, <code>recorded</code>, <code>input_gradient</code>, "
+             "<code>apply_gradients</code>) and what tells <code>fit</code> how to run it (<code>Trainer</code>) "
+             "come from the module of the backend Keras runs on (keras_impl/gradients.py picks it).</p>",
+             f'<div class="columns3">{heads}</div>']
+    for index, section_name in enumerate(names["TensorFlow"]):
+        cells = [f'<div class="cell keras-{name.lower()}"><h3>{html.escape(section_name)} <small>{relative(path)}, '
+                 f"line {sections[name][index].first_line}</small></h3>"
+                 f"{code_block(sections[name][index].code, sections[name][index].first_line)}</div>"
+                 for name, path in files.items()]
+        parts.append(f'<div class="row3" data-backend-section="{html.escape(section_name)}">{"".join(cells)}</div>')
+    return "\n".join(parts)
+
+
 def builds_on(model: str, torch_source: str) -> str:
     """Links to the pages of the other models this one imports from (CGAN is a WGAN-GP; WGAN-GP reuses DCGAN's G)."""
     found = re.findall(r"^from torch_impl\.(\w+) import (.+)$", torch_source, re.MULTILINE)
@@ -168,7 +202,8 @@ def model_page(model: str, rows: list[dict], command: str, seconds: float) -> st
     pairs = paired_sections(torch_source, keras_source, f"{relative(torch_path)} and {relative(keras_path)}")
     title = torch_source.split("\n", 1)[0].strip('"').split(" in PyTorch")[0]
     nav = " · ".join([f'<a href="#{anchor(s.name)}">{s.name}</a>' for s, _ in pairs]
-                     + ['<a href="#parity">Parity table</a>', '<a href="#pitfalls">Pitfalls</a>'])
+                     + ['<a href="#keras-backends">Each Keras backend</a>', '<a href="#parity">Parity table</a>',
+                        '<a href="#pitfalls">Pitfalls</a>'])
     parts = [f'<p><a href="index.html">All pages</a></p><h1>{html.escape(title)}: PyTorch beside Keras 3</h1>',
              builds_on(model, torch_source), f"<nav>{nav}</nav>",
              f'<main><div class="columns"><div>PyTorch: {relative(torch_path)}</div>'
@@ -182,8 +217,9 @@ def model_page(model: str, rows: list[dict], command: str, seconds: float) -> st
         parts.append(f'<div class="row" id="{anchor(name)}" data-section="{name}">{"".join(cells)}</div>')
     failed = sum(not row["passed"] for row in rows)
     verdict = f"{failed} of {len(rows)} checks FAILED" if failed else f"all {len(rows)} checks passed"
-    versions = f"torch {torch.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    parts += [f'</main><h2 id="parity">Parity table</h2><p class="note">Measured while this page was built: '
+    versions = checks.versions()
+    parts += [f"</main>{keras_backend_rows()}",
+              '<h2 id="parity">Parity table</h2><p class="note">Measured while this page was built: '
               f"the same rows as <code>{html.escape(command)}</code>, {seconds:.0f} s, {versions}; {verdict}. "
               "The verdict judges the scaled diff (per tensor, max |torch − Keras| / max(1, max |Keras|)).</p>",
               parity_table(rows), '<h2 id="pitfalls">Pitfalls that concern this model</h2>']
@@ -240,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         try:  # a drifted mirror fails before the slow checks run
             paired_sections(*(path.read_text() for path in source_files(model)), model)
+            keras_backend_rows()
         except SectionMismatch as error:
             print(f"gan-parity sidebyside: {error}", file=sys.stderr)
             return 1

@@ -13,11 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-import torch
-
-from parity import findings
+from parity import checks, findings
 from parity.compare import Report, command_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +132,7 @@ def step_section(number: int, step: Step, report: Report, seconds: float) -> str
 def tutorial_page(results: list[tuple[Step, Report, float]]) -> str:
     from parity.sidebyside import code_block, page
 
-    versions = f"torch {torch.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    versions = checks.versions()
     files = "".join(f"<details><summary>{path}</summary>{code_block((ROOT / path).read_text(), 1)}</details>"
                     for path in (TORCH_FILE, KERAS_FILE))
     steps = "".join(step_section(number, *result) for number, result in enumerate(results, start=1))

@@ -7,6 +7,8 @@
   gan-torch export MODEL --checkpoint DIR_OR_FILE [--out generator.pt2] [--format torch|onnx]
 Every field of the model's configuration (specs/models.py) is a flag of the same name (`--learning-rate`,
 `--update-order`, ...) that overrides the preset. Every command takes --quiet and --verbose (specs/logs.py).
+gan-keras also takes --backend tensorflow|jax|torch: the Keras backend, set before Keras is imported (default: the
+environment's KERAS_BACKEND, else tensorflow).
 A user mistake prints one line and exits with status 2. The arguments are parsed before the backend is imported
 (`load_backend`), so `--help` and a mistyped flag need no framework, and a missing framework is one line naming
 the extra that installs it. Ctrl-C prints where training stopped and the command that continues it (status 130).
@@ -33,7 +35,13 @@ from specs.quality import EvalRequest
 from specs.runs import Interrupted, RunError
 
 log = logging.getLogger(__name__)
-FRAMEWORKS = {"torch": ("torch", "tensorboard"), "keras": ("tensorflow", "keras")}  # what each extra installs
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends gan-keras trains on
+EXTRAS = {  # what each command line (and Keras backend) imports, each package with the extra that installs it
+    "torch": {"torch": "torch", "tensorboard": "torch"},
+    "keras": {"tensorflow": "keras", "keras": "keras"},
+    "keras --backend jax": {"keras": "jax", "jax": "jax", "jaxlib": "jax", "tensorboard": "jax"},
+    "keras --backend torch": {"keras": "keras-torch", "torch": "keras-torch", "tensorboard": "keras-torch"},
+}
 EXPORTS = {  # export --format: the file a standalone generator is written to by default
     "torch": {"torch": "generator.pt2", "onnx": "generator.onnx"},
     "keras": {"keras": "generator.keras", "onnx": "generator.onnx"},
@@ -124,9 +132,10 @@ DATA_PARALLEL = {  # the train --help epilog: how each backend trains on several
     "torch": "Several processes (one machine or several): torchrun --nproc_per_node N [--nnodes M --node_rank R "
              "--master_addr HOST --master_port PORT] -m torch_impl train MODEL ...; --batch-size is the global "
              "batch, split evenly over the processes; rank 0 alone writes --out.",
-    "keras": "Several devices: --strategy mirrored. Several machines: the same command on every worker, each with "
-             "its own TF_CONFIG (MultiWorkerMirroredStrategy); --batch-size is the global batch, split evenly over "
-             "the replicas; the chief alone writes --out.",
+    "keras": "Several devices: --strategy mirrored (TensorFlow: MirroredStrategy; JAX: keras.distribution."
+             "DataParallel). Several machines (TensorFlow): the same command on every worker, each with its own "
+             "TF_CONFIG (MultiWorkerMirroredStrategy). --batch-size is the global batch, split evenly over the "
+             "replicas; the chief alone writes --out. The torch backend trains in one process only.",
 }
 
 
@@ -140,10 +149,20 @@ def output_flags() -> argparse.ArgumentParser:
     return flags
 
 
+def backend_flags(default) -> argparse.ArgumentParser:
+    """gan-keras --backend, taken before the command and after it (a value after the command wins)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--backend", choices=KERAS_BACKENDS, default=default,
+                       help="the Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow)")
+    return flags
+
+
 def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=f"Train and sample GANs with the {backend} backend.")
+    keras = backend == "keras"
+    parser = argparse.ArgumentParser(prog=prog, description=f"Train and sample GANs with the {backend} backend.",
+                                     parents=[backend_flags(None)] if keras else [])
     commands = parser.add_subparsers(dest="command", required=True)
-    common = [output_flags()]
+    common = [output_flags()] + ([backend_flags(argparse.SUPPRESS)] if keras else [])
     train = commands.add_parser("train", help="train a model")
     train_models = train.add_subparsers(dest="model", required=True)
     for model in PRESETS:
@@ -164,8 +183,9 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
                               "(default 1: only the latest, in --out)")
         if backend == "keras":
             sub.add_argument("--strategy", choices=("mirrored", "multiworker"), default=None,
-                             help="tf.distribute strategy: mirrored (every local GPU, else every logical CPU "
-                                  "device) or multiworker (TF_CONFIG); default: multiworker when TF_CONFIG is set, "
+                             help="mirrored: a replica per local GPU, else per CPU device (TensorFlow: "
+                                  "MirroredStrategy; JAX: keras.distribution.DataParallel); multiworker: the "
+                                  "TensorFlow cluster in TF_CONFIG; default: multiworker when TF_CONFIG is set, "
                                   "else one device")
         add_config_flags(sub, model)
     sample = commands.add_parser("sample", help="write a grid of generated images from a checkpoint",
@@ -256,12 +276,14 @@ def export_out(args: argparse.Namespace, backend: str) -> Path:
     return out
 
 
-def missing_framework(error: ImportError, backend: str) -> str | None:
-    """The one line for an ImportError of a package that the backend's extra installs; None for any other."""
+def missing_framework(error: ImportError, backend: str, keras_backend: str | None = None) -> str | None:
+    """The one line for an ImportError of a package that the command line's extra installs; None for any other."""
     package = (error.name or "").split(".")[0]
-    if package not in FRAMEWORKS[backend]:
+    command = f"{backend} --backend {keras_backend}" if keras_backend not in (None, "tensorflow") else backend
+    extra = EXTRAS[command].get(package)
+    if extra is None:
         return None
-    return f"gan-{backend} needs {package}, which is not installed here: pip install 'gan-parity[{backend}]'"
+    return f"gan-{command} needs {package}, which is not installed here: pip install 'gan-parity[{extra}]'"
 
 
 def continue_command(prog: str, argv: list[str], resume: bool) -> str:
@@ -270,8 +292,8 @@ def continue_command(prog: str, argv: list[str], resume: bool) -> str:
     return shlex.join([prog, *words, *(["--resume"] if resume else [])])
 
 
-def main(argv: list[str] | None, backend: str, load_backend: Callable[[bool], tuple]) -> int:
-    """Parse, then import the backend (`load_backend(verbose)` -> its commands and checkpoint modules) and run the
+def main(argv: list[str] | None, backend: str, load_backend: Callable[[argparse.Namespace], tuple]) -> int:
+    """Parse, then import the backend (`load_backend(args)` -> its commands and checkpoint modules) and run the
     command; a user mistake or a missing framework becomes one line and status 2, Ctrl-C one line and 130."""
     prog = f"gan-{backend}"
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -283,9 +305,9 @@ def main(argv: list[str] | None, backend: str, load_backend: Callable[[bool], tu
         if args.command == "export":
             export_out(args, backend)  # a wrong name is refused before the framework loads
         try:
-            commands, checkpoint = load_backend(args.verbose)
+            commands, checkpoint = load_backend(args)
         except ImportError as error:
-            message = missing_framework(error, backend)
+            message = missing_framework(error, backend, getattr(args, "backend", None))
             if message is None:
                 raise
             log.error("error: %s", message)

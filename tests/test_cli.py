@@ -347,3 +347,22 @@ def test_module_help_lists_the_config_flags(backend, capsys, monkeypatch):
         assert f"--{field.name.replace('_', '-')}" in out
     for flag in ("--dataset", "--data-dir", "--cache-dir", "--preset", "--seed", "--out", "--resume"):
         assert flag in out
+
+
+# ------------------------------------------------------------------------------------------- Keras's backends
+
+
+@pytest.mark.parametrize(("words", "env", "expected"), [
+    (["sample", "dcgan", "--checkpoint", "x"], "numpy",
+     "gan-keras: error: KERAS_BACKEND=numpy: gan-keras trains on tensorflow, jax, torch; choose one with --backend"),
+    (["--backend", "jax", "sample", "dcgan", "--checkpoint", "x"], None,
+     "gan-keras: error: this process already runs Keras on tensorflow; run gan-keras --backend jax in a process of "
+     "its own"),
+])
+def test_a_keras_backend_it_cannot_use_is_one_line(words, env, expected, capsys, monkeypatch):
+    """Keras reads KERAS_BACKEND once, as it is imported: a backend that cannot train, or another than the one
+    this process already runs, is a usage error (tests/test_keras_backends.py runs the others in processes)."""
+    if env:
+        monkeypatch.setenv("KERAS_BACKEND", env)
+    assert keras_train.main(words) == 2
+    assert one_line_error(capsys, "keras") == expected

@@ -78,24 +78,26 @@ def write_celeba(root, ids_in_csv_order, blond, suffix="csv"):
     (root / f"list_attr_celeba.{suffix}").write_text("\n".join(lines) + "\n")
 
 
-def first_batches(cached, spec, batch_size, count=3):
-    """The first `count` batches of epoch 0 from both backends, as NHWC numpy arrays."""
+def first_batches(cached, spec, batch_size, count=3, kind="tf.data"):
+    """The first `count` batches of epoch 0 from torch and from one Keras pipeline (tf.data on TensorFlow, the
+    PyDataset on JAX and PyTorch), as NHWC numpy arrays."""
     torch_epoch = list(torch_batches(cached, spec, batch_size, 0, one_hot=True))[:count]
-    keras_epoch = keras_batches(cached, spec, batch_size, one_hot=True).take(count)
+    keras_epoch = list(keras_batches(cached, spec, batch_size, one_hot=True, kind=kind))[:count]
     torch_side = [(images.numpy().transpose(0, 2, 3, 1), labels.numpy()) for images, labels in torch_epoch]
-    keras_side = [(images.numpy(), labels.numpy()) for images, labels in keras_epoch]
+    keras_side = [(np.asarray(images), np.asarray(labels)) for images, labels in keras_epoch]
     return torch_side, keras_side
 
 
 # ----------------------------------------------------------------------------------- Same batches, both sides
 
 
+@pytest.mark.parametrize("kind", ["tf.data", "PyDataset"])
 @pytest.mark.parametrize("source", ["digits", "folder"])
-def test_first_three_batches_are_identical_in_both_backends(source, image_folder, cache_dir):
+def test_first_three_batches_are_identical_in_both_backends(source, kind, image_folder, cache_dir):
     path = str(image_folder) if source == "folder" else None
     spec = get_spec(source, path=path, image_size=16, channels=3, seed=7, cache_dir=cache_dir)
     cached = spec.load()
-    torch_side, keras_side = first_batches(cached, spec, batch_size=8)
+    torch_side, keras_side = first_batches(cached, spec, batch_size=8, kind=kind)
     assert len(torch_side) == len(keras_side) == 3
     order = spec.batch_order(0, len(cached.labels), 8)
     for index, (torch_batch, keras_batch) in enumerate(zip(torch_side, keras_side)):
@@ -124,6 +126,11 @@ def test_keras_dataset_walks_several_epochs_with_a_static_batch_dimension(cache_
         cached, spec, 16, epoch)]
     assert len(keras_side) == len(torch_side) == 6
     assert all(np.array_equal(keras, torch_) for keras, torch_ in zip(keras_side, torch_side))
+    sequence = keras_batches(cached, spec, 16, first_epoch=2, epochs=2, kind="PyDataset")  # JAX's and torch's
+    assert len(sequence) == 6 and sequence[5].shape == (16, 8, 8, 3)
+    assert all(np.array_equal(sequence[index], torch_) for index, torch_ in enumerate(torch_side))
+    with pytest.raises(IndexError):
+        sequence[6]
 
 
 def test_batch_order_is_seeded_per_epoch_and_drops_the_remainder():

@@ -7,7 +7,11 @@ critic step, dropout 0 because dropout masks are random draws) on two replicas, 
 - keras: MirroredStrategy over two logical CPU devices (`--strategy mirrored`), in a subprocess, since logical
   devices are configured before TensorFlow starts: dcgan;
 - keras: MultiWorkerMirroredStrategy, two local worker processes (TF_CONFIG, free loopback ports): cgan, which
-  has it all (gradient penalty, BatchNorm in the generator, batches of images and labels).
+  has it all (gradient penalty, BatchNorm in the generator, batches of images and labels);
+- keras on JAX: keras.distribution.DataParallel over two host CPU devices (`--backend jax --strategy mirrored`,
+  XLA_FLAGS=--xla_force_host_platform_device_count=2), in a subprocess that also trains the one-device reference
+  (a process holds one Keras backend): wgan_gp with one critic step, 1 epoch; every variable must be replicated
+  on both devices.
 A run of 2 epochs is 1 epoch, then `--resume` to epoch 2. After training, every weight, BatchNorm statistic (and
 Keras seed state) is identical on the replicas, bit for bit, and equals that of a one-process run (this test
 process, in one go) on the same global batch within TOLERANCE. The chief alone writes: the other worker is given
@@ -41,9 +45,11 @@ JOBS = {  # engine: {model: the epochs each run trains to, the later ones resumi
     "torch": {"dcgan": [1, 2], "cgan": [1], "published": [1]},
     "mirrored": {"dcgan": [1, 2]},
     "multiworker": {"cgan": [1, 2]},
+    "jax": {"wgan_gp": [1]},
 }
 TOLERANCE = 1e-4  # max |distributed - one process| / max(1, max |one process|) per tensor (measured <= 3.4e-7)
 TIMEOUT = 300  # seconds for the workers; a hung collective fails the test instead of blocking it
+JAX_TIMEOUT = 900  # XLA compiles the sharded step: 2 min of it measured on a loaded 2-core machine
 
 # ---------------------------------------------------------------------------------------------------- Helpers
 
@@ -140,15 +146,16 @@ def check_run_folders(folder: Path, checkpoint: str, runs: int) -> None:
     assert not (folder / "run-of-1").exists()
 
 
-def run_workers(commands: list[list[str]], envs: list[dict], log: Path) -> float:
-    """Start the processes at once and wait for all; fail, killing the others, when one fails. Seconds taken."""
+def run_workers(commands: list[list[str]], envs: list[dict], log: Path, timeout: float = TIMEOUT) -> float:
+    """Start the processes at once and wait for all; fail, killing the others, when one fails or `timeout`
+    seconds pass. Seconds taken."""
     start = time.monotonic()
     logs = [log.with_suffix(f".{index}.log") for index in range(len(commands))]
     handles = [open(path, "w") for path in logs]
     processes = [subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
                  for command, env, handle in zip(commands, envs, handles)]
     try:
-        while any(process.poll() is None for process in processes) and time.monotonic() - start < TIMEOUT:
+        while any(process.poll() is None for process in processes) and time.monotonic() - start < timeout:
             if any(process.poll() not in (None, 0) for process in processes):
                 break
             time.sleep(0.2)
@@ -205,7 +212,12 @@ def check_engine(engine: str, out: Path, reference, seconds: float) -> None:
     backend = "torch" if engine == "torch" else "keras"
     print(f"\n{engine}: two replicas, {seconds:.1f} s")
     for model, epochs in JOBS[engine].items():
-        difference, where = compare(saved_weights(out / model), reference(backend, model, epochs[-1]))
+        if engine == "jax":  # its one-device reference comes from its own process
+            with np.load(out / model / "reference.npz") as archive:
+                expected = {key: archive[key] for key in archive.files}
+        else:
+            expected = reference(backend, model, epochs[-1])
+        difference, where = compare(saved_weights(out / model), expected)
         print(f"  {model}: replicas identical; largest scaled difference from one process {difference:.2g} ({where})")
         check_run_folders(out / model, "checkpoint.pt" if backend == "torch" else "checkpoint.npz", len(epochs))
 
@@ -233,12 +245,51 @@ def test_keras_multiworker_two_workers(tmp_path, reference):
     check_engine("multiworker", tmp_path, reference, seconds)
 
 
+def test_jax_data_parallel_two_devices(tmp_path, reference):
+    command = [sys.executable, __file__, "jax", str(tmp_path)]
+    env = environment(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    check_engine("jax", tmp_path, reference, run_workers([command], [env], tmp_path / "jax", JAX_TIMEOUT))
+
+
 # ------------------------------------------------------------------------------------------------------ Workers
+
+
+def jax_weights(trainer) -> dict[str, np.ndarray]:
+    """Every variable of a JAX trainer on each device that holds it, as 'replica<device>/<position> <path>'; one
+    device ('replica0') without a distribution."""
+    weights = {}
+    for position, variable in enumerate(trainer.variables):
+        name = f"{position:03d} {re.sub(r'seed_generator_[0-9]+', 'seed_generator', variable.path)}"
+        for shard in variable.value.addressable_shards:
+            assert shard.data.shape == variable.value.shape, f"{name} is split, not replicated"
+            weights[f"replica{shard.device.id}/{name}"] = np.asarray(shard.data)
+    return weights
+
+
+def jax_worker(out: Path) -> None:
+    """The JAX engine's one process: the one-device reference, then the same run over two devices."""
+    import keras_impl.train as module
+
+    for model, epochs in JOBS["jax"].items():
+        runs = (([], out / model / "reference-run"), (["--strategy", "mirrored"], out / model / "run"))
+        for strategy, folder in runs:
+            with capture(module) as trainers:
+                for run, last_epoch in enumerate(epochs):
+                    status = module.main(["--backend", "jax", *argv(model, last_epoch, folder, resume=run > 0),
+                                          *strategy])
+                    assert status == 0, f"{model}: exit status {status}"
+            weights = jax_weights(trainers[-1])
+            if strategy:
+                np.savez(out / model / "weights-0.npz", **weights)
+            else:
+                np.savez(out / model / "reference.npz", **by_replica(weights)[0])
 
 
 def worker(engine: str, out: Path) -> None:
     """One process of a distributed run: every job of the engine through the command line, then the weights of
     this process's replicas saved in OUT/MODEL/weights-<process>.npz."""
+    if engine == "jax":
+        return jax_worker(out)
     if engine == "torch":  # each engine's process loads its own framework only
         import torch_impl.train as module
 

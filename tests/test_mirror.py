@@ -1,5 +1,6 @@
 """The mirror (docs/design.md): each torch_impl file and its keras_impl twin define the same public names, in the
-same order, under the same section headers; classes define the same methods (framework hooks mapped)."""
+same order, under the same section headers; classes define the same methods (framework hooks mapped). The gradient
+code of Keras's three backends (keras_impl/gradients_<backend>.py) mirrors itself the same way."""
 
 import ast
 from pathlib import Path
@@ -36,6 +37,24 @@ def test_public_names_and_order_match(module):
     for cls, methods in torch_methods.items():
         mapped = [TORCH_TO_KERAS.get(name, name) for name in methods if name not in TORCH_ONLY]
         assert mapped == [name for name in keras_methods[cls] if name not in KERAS_ONLY], cls
+
+
+KERAS_BACKENDS = ["gradients_tensorflow", "gradients_jax", "gradients_torch"]
+
+
+def test_the_keras_backends_gradient_code_mirrors_itself():
+    """The same public names in the same order under the same headers in each backend's module, and the names
+    keras_impl/gradients.py takes from them. `Trainer`'s methods may differ: they are what fit needs per backend
+    (none on TensorFlow and PyTorch; JAX's stateless step)."""
+    outlines = {name: outline(ROOT / "keras_impl" / f"{name}.py")[:2] for name in KERAS_BACKENDS}
+    first = outlines[KERAS_BACKENDS[0]]
+    for name, found in outlines.items():
+        assert found == first, name
+    taken = ["Trainer", "apply_gradients", "gradients", "input_gradient", "recorded"]
+    assert sorted(first[0]) == taken
+    selector = (ROOT / "keras_impl" / "gradients.py").read_text()
+    for name in KERAS_BACKENDS:
+        assert f"from keras_impl.{name} import {', '.join(taken)}" in selector, name
 
 
 def test_the_mirror_test_can_fail(tmp_path):

@@ -245,3 +245,26 @@ def test_a_tutorial_step_whose_run_does_not_show_its_text_fails_the_build():
         tutorial.Step(step.slug, step.title, step.network, step.fixed, (2,), step.text), report)
     assert "expected agreement" in tutorial.problem(
         tutorial.Step(step.slug, step.title, step.network, step.fixed, (), step.text), report)
+
+
+def test_the_three_keras_backends_sit_side_by_side(page, docs):
+    """Below the two files: the gradient code of Keras's TensorFlow, JAX and PyTorch backends in three columns, one
+    row per shared section, each cell showing its file's code."""
+    open_page(page, docs / f"{MODEL}.html")
+    files = sidebyside.keras_backend_files()
+    sections = {name: sidebyside.split_sections(path.read_text()) for name, path in files.items()}
+    rows = page.locator(".row3")
+    assert rows.count() == len(sections["TensorFlow"]) >= 4
+    for index in range(rows.count()):
+        cells = rows.nth(index).locator(".cell")
+        boxes = [cells.nth(column).bounding_box() for column in range(3)]
+        assert boxes[0]["x"] < boxes[1]["x"] < boxes[2]["x"]
+        assert max(box["y"] for box in boxes) - min(box["y"] for box in boxes) <= 2
+        for column, name in enumerate(files):
+            code = sections[name][index].code
+            text = cells.nth(column).locator("pre").inner_text()
+            assert cells.nth(column).is_visible() and code.splitlines()[0].strip() in text, (name, index)
+    shown = " ".join(rows.all_inner_texts())
+    for needle in ("tf.GradientTape", "jax.vjp", "jax.grad", "stateless_apply", "torch.autograd.grad",
+                   "create_graph=True"):
+        assert needle in shown, needle

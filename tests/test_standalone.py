@@ -169,6 +169,14 @@ MISSING = {  # case: (hidden packages, module, words, the one line on stderr)
     "gan-keras without TensorFlow": ("tensorflow", "keras_impl", ["sample", "dcgan", "--checkpoint", "x"],
                                      "gan-keras: error: gan-keras needs tensorflow, which is not installed here: "
                                      "pip install 'gan-parity[keras]'"),
+    "gan-keras --backend jax without JAX": ("jax,jaxlib", "keras_impl", ["--backend", "jax", "sample", "dcgan",
+                                                                         "--checkpoint", "x"],
+                                            "gan-keras: error: gan-keras --backend jax needs jax, which is not "
+                                            "installed here: pip install 'gan-parity[jax]'"),
+    "gan-keras --backend torch without torch": ("torch", "keras_impl", ["sample", "dcgan", "--backend", "torch",
+                                                                          "--checkpoint", "x"],
+                                                "gan-keras: error: gan-keras --backend torch needs torch, which is "
+                                                "not installed here: pip install 'gan-parity[keras-torch]'"),
     "gan-parity without either": ("torch,tensorflow,keras", "parity", ["check", "dcgan"],
                                   "gan-parity: error: the parity layer runs both backends, and torch, tensorflow and "
                                   "keras are not installed here: pip install 'gan-parity[all]'"),

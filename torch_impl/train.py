@@ -7,6 +7,7 @@ flag answer without loading torch, and where torch is missing the command says w
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from specs import cli
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     return cli.main(argv, BACKEND, load_backend)
 
 
-def load_backend(verbose: bool) -> tuple:
+def load_backend(args: argparse.Namespace) -> tuple:
     """This backend's commands and checkpoint modules (imported now: torch loads here)."""
     from torch_impl import checkpoint, commands
 
