@@ -15,6 +15,7 @@ import keras
 
 from keras_impl import checkpoint
 from keras_impl.data import batches
+from keras_impl.devices import describe_device, select_device
 from keras_impl.distributed import is_chief, on_chief, setup, synchronize
 from keras_impl.trainers import build_trainer
 from specs.datasets import DatasetSpec, to_uint8
@@ -41,9 +42,11 @@ class RunOutputs(keras.callbacks.Callback):
     """After every epoch: a sample grid from fixed noise, a row of losses.csv, TensorBoard scalars, the checkpoint
     and the network files. After every batch: stop at a NaN or infinite loss, keeping the last good checkpoint."""
 
-    def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict):
+    def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict,
+                 precision: str = "float32"):
         super().__init__()
         self.run, self.model_name, self.inputs, self.data = run, model, inputs, data
+        self.precision = precision
         self.steps_per_epoch = steps_per_epoch
         self.diverged: str | None = None
 
@@ -63,7 +66,8 @@ class RunOutputs(keras.callbacks.Callback):
         with self.run.saving():  # a failed write (disk full) ends the run with the last checkpoint intact
             self.run.save_samples(epoch, checkpoint.generate(self.model, self.inputs), self.inputs.rows)
             self.run.log_epoch(epoch, step, logs)
-            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
+            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data,
+                                   self.precision)
             checkpoint.save_run(self.model, self.run, meta)
         log.debug("epoch %d: samples, losses, %s and the network files written", epoch + 1, self.run.checkpoint)
 
@@ -72,7 +76,8 @@ class RunOutputs(keras.callbacks.Callback):
 
 
 def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: bool, progress: bool,
-          keep: int = 1, strategy: str | None = None) -> int:
+          keep: int = 1, device: str = "auto", precision: str = "float32", strategy: str | None = None) -> int:
+    device = select_device(device)  # before TensorFlow sets up its devices
     setup(strategy)  # one device, or the replicas of a tf.distribute strategy
     run = Run(out, checkpoint.CHECKPOINT, keep)
     on_chief(run.prepare, resume)
@@ -80,7 +85,7 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     config = conditioned_on(config, data.num_classes)
     data_info = {"dataset": spec.name, "seed": seed, "class_names": list(data.class_names)}
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
-    trainer = build_trainer(model, config, seed)
+    trainer = build_trainer(model, config, seed, precision)
     synchronize(trainer)
     first_epoch = 0
     if resume:
@@ -89,7 +94,9 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
         checkpoint.restore(trainer, state)
         first_epoch = state["meta"]["epoch"] + 1
     on_chief(run.check_space, config, checkpoint.parameter_bytes(trainer), config.epochs - first_epoch)
-    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info)
+    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, precision)
+    if is_chief():
+        log.info("training on %s in %s", describe_device(device), precision)
     tensorboard = [keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False)] if is_chief() else []
     dataset = batches(data, spec, config.batch_size, first_epoch, config.epochs - first_epoch, config.conditional)
     trainer.fit(dataset, epochs=config.epochs,
@@ -105,8 +112,9 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     return 0
 
 
-def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
-    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path)
+def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None,
+           device: str = "auto") -> int:
+    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path, device)
     inputs = sample_request(meta, trainer.config, num, seed, label)
     try:
         save_grid(to_uint8(checkpoint.generate(trainer, inputs)), out, inputs.rows)

@@ -6,6 +6,10 @@ D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 ; G loss = BCE(D(G(z)), 
 Label noise U ~ U(0, 1): targets t_real = 1 - a*U, t_fake = a*U, or the book's 1 + a*U and -a*U.
 Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
 a G step through a fresh pass of the updated D). Layout NHWC; layer names equal those of the torch file.
+Precision (keras_impl/devices.py): under the mixed_bfloat16 or mixed_float16 policy the layers compute in that dtype
+with float32 variables, but each network's last layer (tanh, flatten) computes in float32, so both losses are
+computed in float32 from float32 logits; weights, Adam's moments and checkpoints are float32. mixed_float16 wraps
+each Adam in a LossScaleOptimizer, which scales the losses (`scale_loss`) before the gradients are taken.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from keras_impl.devices import loss_scaling
 from keras_impl.distributed import global_batch, replica_part, replica_share
 from specs.models import DCGANConfig, GANConfig, config_from_record, config_record
 
@@ -24,6 +29,12 @@ from specs.models import DCGANConfig, GANConfig, config_from_record, config_reco
 def batch_norm(name: str, config: GANConfig) -> layers.BatchNormalization:
     """BatchNorm with the configuration's Keras momentum and its epsilon passed explicitly."""
     return layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon, name=name)
+
+
+def _output_dtype() -> str:
+    """The dtype of a network's last layer: the variables' (float32 under a mixed policy, float64 in the float64
+    parity checks), so that images, logits and scores, and what is computed from them, are in full precision."""
+    return keras.config.dtype_policy().variable_dtype
 
 
 class _SavedWithConfig:
@@ -59,7 +70,7 @@ class Generator(_SavedWithConfig, keras.Sequential):
             config.channels, 4, strides=2, padding="same", use_bias=config.output_bias, name=f"conv{last}"
         )
         stack += [conv]
-        stack += [layers.Activation("tanh", name="tanh")]  # (N, S, S, C)
+        stack += [layers.Activation("tanh", name="tanh", dtype=_output_dtype())]  # (N, S, S, C)
         super().__init__(stack, name=name, **kwargs)
         self.config = config
 
@@ -79,7 +90,7 @@ class Discriminator(_SavedWithConfig, keras.Sequential):
             # (N, S / 2 ** i, S / 2 ** i, width)
         last = config.num_blocks + 1
         stack += [layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False, name=f"conv{last}")]  # (N, 1, 1, 1)
-        stack += [layers.Flatten(name="flatten")]  # (N, 1)
+        stack += [layers.Flatten(name="flatten", dtype=_output_dtype())]  # (N, 1)
         super().__init__(stack, name=name, **kwargs)
         self.config = config
 
@@ -113,16 +124,18 @@ def generator_loss(fake_logits):
 # ------------------------------------------------------------------------------------------------------ Trainer
 
 
-def adam(config: GANConfig) -> keras.optimizers.Adam:
-    """Adam with every hyperparameter from the configuration, epsilon included.
+def adam(config: GANConfig) -> keras.optimizers.Optimizer:
+    """Adam with every hyperparameter from the configuration, epsilon included; with dynamic loss scaling under
+    mixed_float16 (a LossScaleOptimizer around it).
 
     The betas go in as numpy float64: Keras turns a Python float into a float32 tensor before raising it to the
     step's power, so in float64 its bias correction would use 0.99900001 for 0.999.
     """
     betas = np.float64(config.beta_1), np.float64(config.beta_2)
-    return keras.optimizers.Adam(
+    optimizer = keras.optimizers.Adam(
         learning_rate=config.learning_rate, beta_1=betas[0], beta_2=betas[1], epsilon=config.adam_epsilon
     )
+    return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling() else optimizer
 
 
 class DCGAN(keras.Model):
@@ -153,8 +166,9 @@ class DCGAN(keras.Model):
         return self.generator(z, training=training)
 
     def sample_noise(self, batch_size, z=None, label_noise=None):
-        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given."""
-        dtype = self.generator.compute_dtype
+        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given; in the
+        variables' dtype (float32 under a mixed policy)."""
+        dtype = self.generator.variable_dtype
         if z is None:
             z = keras.random.normal((batch_size, self.config.latent_dim), seed=self.seed_generator, dtype=dtype)
         if label_noise is None:
@@ -179,7 +193,8 @@ class DCGAN(keras.Model):
         if self.config.update_order == "simultaneous":
             with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
                 out = self.gan_losses(real, z, label_noise)
-                d_share, g_share = replica_share(out["d_loss"]), replica_share(out["g_loss"])  # of the global losses
+                d_share = self.d_optimizer.scale_loss(replica_share(out["d_loss"]))  # of the global losses (scaled
+                g_share = self.g_optimizer.scale_loss(replica_share(out["g_loss"]))  # under float16)
             d_grads = d_tape.gradient(d_share, d_params)
             g_grads = g_tape.gradient(g_share, g_params)
             self.d_optimizer.apply_gradients(zip(d_grads, d_params))
@@ -195,12 +210,12 @@ class DCGAN(keras.Model):
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
                 d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
-                d_share = replica_share(d_loss)
+                d_share = self.d_optimizer.scale_loss(replica_share(d_loss))
             d_grads = d_tape.gradient(d_share, d_params)
             self.d_optimizer.apply_gradients(zip(d_grads, d_params))
             with g_tape:  # the G tape resumes: a fresh pass through the updated D
                 g_loss = generator_loss(self.discriminator(fake, training=True))
-                g_share = replica_share(g_loss)
+                g_share = self.g_optimizer.scale_loss(replica_share(g_loss))
             g_grads = g_tape.gradient(g_share, g_params)
             self.g_optimizer.apply_gradients(zip(g_grads, g_params))
         self.trackers["d_loss"].update_state(d_loss)

@@ -20,9 +20,10 @@ import json
 import sys
 import time
 
-from specs.cli import positive_int
+from specs.cli import parse_device, positive_int
 from specs.logs import native_notices_dropped
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
+from specs.runs import RunError
 
 try:
     with native_notices_dropped():  # TensorFlow's start-up notices (specs/logs.py)
@@ -63,6 +64,11 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    try:
+        checks.use_device(args.device)
+    except RunError as error:
+        print(f"gan-parity: error: {error}", file=sys.stderr)
+        return 2
     rows = []
     start = time.perf_counter()
     for model in args.models:
@@ -96,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--steps", type=positive_int, default=checks.TRAJECTORY_STEPS,
                        help=f"train steps of the trajectory check (default {checks.TRAJECTORY_STEPS})")
     check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--device", type=parse_device, default="cpu", metavar="DEVICE",
+                       help="where both sides compute: cpu (default), cuda, cuda:N, mps or auto (TF32 off on GPUs)")
     check.add_argument("--json", action="store_true", help="print the rows as JSON")
     check.set_defaults(func=run_check)
 

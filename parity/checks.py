@@ -46,6 +46,7 @@ import keras_impl.wgan_gp
 import torch_impl.cgan
 import torch_impl.dcgan
 import torch_impl.wgan_gp
+from keras_impl import devices as keras_devices
 from keras_impl.trainers import build_trainer as build_keras_trainer
 from parity import convert
 from parity.data import check_data
@@ -57,10 +58,11 @@ from parity.distributions import (
     check_initialization,
     check_randomness,
 )
-from parity.results import CheckResult, compare, failed, nchw_to_nhwc, to_numpy
+from parity.results import TORCH_DEVICE, CheckResult, compare, failed, nchw_to_nhwc, to_numpy, to_torch
 from parity.settings import TOLERANCE as SETTINGS_TOLERANCE
 from parity.settings import check_settings
 from specs.models import torch_bn_momentum
+from torch_impl import devices as torch_devices
 from torch_impl.trainers import build_trainer as build_torch_trainer
 
 CHECKS = ("shapes", "settings", "initialization", "forward", "dropout", "losses", "gradients", "gradient_penalty",
@@ -164,7 +166,7 @@ class Harness:
     problems: list = field(default_factory=list)  # what does not pair (parity/convert.py messages)
 
     def __post_init__(self) -> None:
-        self.torch_trainer = build_torch_trainer(self.model, self.config, self.seed)
+        self.torch_trainer = build_torch_trainer(self.model, self.config, self.seed, TORCH_DEVICE[0])
         self.torch_trainer.to(getattr(torch, self.dtype))
         self.keras_trainer = build_keras_trainer(self.model, self.config, self.seed)
         self.table = convert.trainer_table(self.torch_trainer, self.keras_trainer, self.pair.networks, self.problems)
@@ -221,7 +223,7 @@ def both(data):
     if isinstance(data, tuple):
         pairs = [both(item) for item in data]
         return tuple(pair[0] for pair in pairs), tuple(pair[1] for pair in pairs)
-    return torch.from_numpy(np.ascontiguousarray(data)), tf.constant(nchw_to_nhwc(data))
+    return to_torch(data), tf.constant(nchw_to_nhwc(data))
 
 
 def layer_outputs(torch_net, keras_net, inputs: np.ndarray, training: bool):
@@ -418,6 +420,13 @@ CHECK_FUNCTIONS = {
 }
 
 
+def use_device(word: str) -> None:
+    """Run the checks on the device a --device word names, in both frameworks: torch's trainers and inputs there,
+    TensorFlow's placement as gan-keras sets it (cpu hides its GPUs). RunError when the machine lacks it."""
+    TORCH_DEVICE[0] = torch_devices.select_device(word)
+    keras_devices.select_device(word)
+
+
 def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, seed: int = 0,
                checks: tuple[str, ...] | None = None, mutate: Callable[[Harness], None] | None = None,
                patch: Callable[[], contextlib.AbstractContextManager] | None = None,
@@ -425,6 +434,8 @@ def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, 
     """Each named check (default: all that apply to the model) on a fresh pair of trainers built from `config`;
     `mutate` may seed a bug in one side after the copy, `patch` (a context manager, active while the pair is
     built and checked) in the code one side runs; `steps`: train steps of the trajectory check."""
+    torch_devices.exact_float32()  # TF32 off on both sides: on Ampere and newer GPUs float32 would lose 3 digits
+    keras_devices.exact_float32()
     results = []
     for name in checks or MODELS[model].checks:
         if name not in MODELS[model].checks:

@@ -102,10 +102,12 @@ def checkpoint_model(meta: dict, model: str):
     return checkpoint_config(meta, model)
 
 
-def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, data: dict) -> dict:
-    """What a checkpoint says about itself besides its tensors; `data`: dataset, seed and class names."""
+def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, data: dict,
+                    precision: str = "float32") -> dict:
+    """What a checkpoint says about itself besides its tensors; `data`: dataset, seed and class names; `precision`:
+    what the layers computed in (the tensors are float32 in every precision, so a run may resume in another)."""
     meta = {"backend": backend, "model": model, "config": dataclasses.asdict(config), "epoch": epoch, "step": step}
-    return meta | {"data": data}
+    return meta | {"data": data, "precision": precision}
 
 
 def check_resumable(meta: dict, backend: str, model: str, config, data: dict) -> None:

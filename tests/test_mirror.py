@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MIRRORED = ["dcgan", "wgan_gp", "cgan", "trainers", "train", "commands", "checkpoint", "data", "distributed"]
+MIRRORED = ["dcgan", "wgan_gp", "cgan", "trainers", "train", "commands", "checkpoint", "data", "distributed", "devices"]
 # Methods that each framework names or requires differently: torch forward <-> Keras call; Keras-only hooks.
 TORCH_TO_KERAS = {"forward": "call"}
 KERAS_ONLY = {"compile", "metrics"}

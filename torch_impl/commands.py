@@ -28,6 +28,7 @@ from specs.runs import (
 )
 from torch_impl import checkpoint
 from torch_impl.data import batches
+from torch_impl.devices import describe_device, select_device
 from torch_impl.distributed import is_chief, on_chief, setup, synchronize
 from torch_impl.loop import Callback
 from torch_impl.trainers import build_trainer
@@ -54,8 +55,10 @@ class RunOutputs(Callback):
     """After every epoch: a sample grid from fixed noise, a row of losses.csv, TensorBoard scalars, the checkpoint
     and the network files. After every batch: stop at a NaN or infinite loss, keeping the last good checkpoint."""
 
-    def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict):
+    def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict,
+                 precision: str = "float32"):
         self.run, self.model_name, self.inputs, self.data = run, model, inputs, data
+        self.precision = precision
         self.steps_per_epoch = steps_per_epoch
         self.diverged: str | None = None
         self.writer = _summary_writer(run.tensorboard) if is_chief() else None
@@ -78,7 +81,8 @@ class RunOutputs(Callback):
             self.run.log_epoch(epoch, step, logs)
             for name, value in logs.items():
                 self.writer.add_scalar(f"epoch_{name}", value, epoch)
-            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
+            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data,
+                                   self.precision)
             checkpoint.save_run(self.model, self.run, meta)
         log.debug("epoch %d: samples, losses, %s and the network files written", epoch + 1, self.run.checkpoint)
 
@@ -91,15 +95,16 @@ class RunOutputs(Callback):
 
 
 def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: bool, progress: bool,
-          keep: int = 1) -> int:
-    setup()  # one process, or one of the processes that torchrun started
+          keep: int = 1, device: str = "auto", precision: str = "float32") -> int:
+    device = select_device(device)  # under torchrun: the GPU of this process's LOCAL_RANK
+    setup(device)  # one process, or one of the processes that torchrun started
     run = Run(out, checkpoint.CHECKPOINT, keep)
     on_chief(run.prepare, resume)
     data = spec.load()
     config = conditioned_on(config, data.num_classes)
     data_info = {"dataset": spec.name, "seed": seed, "class_names": list(data.class_names)}
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
-    trainer = build_trainer(model, config, seed)
+    trainer = build_trainer(model, config, seed, device, precision)
     synchronize(trainer)
     first_epoch = 0
     if resume:
@@ -108,10 +113,12 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
         checkpoint.restore(trainer, state)
         first_epoch = state["meta"]["epoch"] + 1
     on_chief(run.check_space, config, checkpoint.parameter_bytes(trainer), config.epochs - first_epoch)
-    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info)
-    trainer.fit(lambda epoch: batches(data, spec, config.batch_size, epoch, config.conditional), epochs=config.epochs,
-                initial_epoch=first_epoch, callbacks=[outputs], verbose=int(progress and is_chief()),
-                steps_per_epoch=steps_per_epoch)
+    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, precision)
+    if is_chief():
+        log.info("training on %s in %s", describe_device(device), precision)
+    trainer.fit(lambda epoch: batches(data, spec, config.batch_size, epoch, config.conditional, device),
+                epochs=config.epochs, initial_epoch=first_epoch, callbacks=[outputs],
+                verbose=int(progress and is_chief()), steps_per_epoch=steps_per_epoch)
     if outputs.diverged is not None:
         if is_chief():  # the others stop alike, with nothing of their own to report
             log.error("%s", run.diverged_message(outputs.diverged))
@@ -122,8 +129,9 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     return 0
 
 
-def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
-    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path)
+def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None,
+           device: str = "auto") -> int:
+    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path, device)
     inputs = sample_request(meta, trainer.config, num, seed, label)
     try:
         save_grid(to_uint8(checkpoint.generate(trainer, inputs)), out, inputs.rows)

@@ -6,6 +6,7 @@ Scaling: x in 0..255 -> (x - 127.5) / 127.5 in float32, bitwise equal to `specs.
 Layout: (N, C, H, W), as torch convolutions expect; the cache (and keras_impl) keep (N, H, W, C).
 Full batches only (the remainder of an epoch is dropped), so every batch has the same static shape.
 With several processes (torch_impl/distributed.py) each reads its own part of every global batch of that order.
+Batches are made on the CPU and handed over on the trainer's device (`device`).
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def to_batch(
 
 
 def batches(
-    data: Cached, spec: DatasetSpec, batch_size: int, epoch: int, one_hot: bool = False
+    data: Cached, spec: DatasetSpec, batch_size: int, epoch: int, one_hot: bool = False,
+    device: torch.device | str = "cpu",
 ) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
-    """The batches of one epoch: images float32 (N, C, H, W) in [-1, 1], or (images, one-hot float32 labels).
+    """The batches of one epoch on `device`: images float32 (N, C, H, W) in [-1, 1], or (images, one-hot float32
+    labels).
 
     One epoch per call: the training loop asks for batches(data, spec, batch_size, epoch) at every epoch.
     Raises DataError (at the call, not at the first batch) when the data set is smaller than one batch.
@@ -55,4 +58,7 @@ def batches(
         for indices in order:
             yield data.images[indices], data.labels[indices]
 
-    return (to_batch(images, labels, data.num_classes, one_hot) for images, labels in uint8_batches())
+    def on_device(batch):
+        return tuple(part.to(device) for part in batch) if isinstance(batch, tuple) else batch.to(device)
+
+    return (on_device(to_batch(images, labels, data.num_classes, one_hot)) for images, labels in uint8_batches())

@@ -6,6 +6,10 @@ D loss = (BCE(D(x), t_real) + BCE(D(G(z)), t_fake)) / 2 ; G loss = BCE(D(G(z)), 
 Label noise U ~ U(0, 1): targets t_real = 1 - a*U, t_fake = a*U, or the book's 1 + a*U and -a*U.
 Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
 a G step through a fresh pass of the updated D). Layout NCHW; layer names equal those of the Keras file.
+Precision (torch_impl/devices.py): under bfloat16 or float16 the layers compute in that dtype under autocast, but
+each network returns float32 (its last layer, tanh or flatten, takes float32), so both losses are computed in
+float32 from float32 logits; weights, Adam's moments and checkpoints are float32. float16 scales the losses
+(`scale_loss`) before the gradients are taken.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from specs.models import DCGANConfig, GANConfig, torch_bn_momentum, torch_leaky_slope
+from torch_impl.devices import loss_scaling
 from torch_impl.distributed import global_batch, replica_part, replica_share
-from torch_impl.loop import Trainer, apply_gradients, keras_default_init
+from torch_impl.loop import Network, Trainer, apply_gradients, keras_default_init, scale_loss
 from torch_impl.optim import Adam
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -29,7 +34,7 @@ def batch_norm(channels: int, config: GANConfig) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=config.bn_epsilon, momentum=torch_bn_momentum(config.bn_momentum))
 
 
-class Generator(nn.Sequential):
+class Generator(Network):
     """z (N, latent_dim), or concat(z, one-hot) for a conditional model -> image (N, C, S, S) in [-1, 1]."""
 
     def __init__(self, config: GANConfig):
@@ -51,7 +56,7 @@ class Generator(nn.Sequential):
         self.apply(keras_default_init)
 
 
-class Discriminator(nn.Sequential):
+class Discriminator(Network):
     """Image (N, C, S, S) -> logit (N, 1)."""
 
     def __init__(self, config: DCGANConfig):
@@ -102,9 +107,9 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 def adam(params, config: GANConfig) -> Adam:
     """Adam with every hyperparameter from the configuration, epsilon included, stepping by Keras's rule
-    (torch_impl/optim.py: where the two frameworks add epsilon differs)."""
+    (torch_impl/optim.py: where the two frameworks add epsilon differs); with dynamic loss scaling under float16."""
     betas = (config.beta_1, config.beta_2)
-    return Adam(params, lr=config.learning_rate, betas=betas, epsilon=config.adam_epsilon)
+    return Adam(params, lr=config.learning_rate, betas=betas, epsilon=config.adam_epsilon, loss_scale=loss_scaling())
 
 
 class DCGAN(Trainer):
@@ -123,13 +128,14 @@ class DCGAN(Trainer):
         return self.generator(z)
 
     def sample_noise(self, batch_size: int, z=None, label_noise=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given."""
-        dtype = next(self.parameters()).dtype
+        """z ~ N(0, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless given; drawn
+        on the CPU (the same numbers on every device), on the weights' device."""
+        weight = next(self.parameters())
         if z is None:
-            z = torch.randn(batch_size, self.config.latent_dim, generator=self.rng, dtype=dtype)
+            z = torch.randn(batch_size, self.config.latent_dim, generator=self.rng, dtype=weight.dtype)
         if label_noise is None:
-            label_noise = torch.rand(2, batch_size, 1, generator=self.rng, dtype=dtype)
-        return z, label_noise
+            label_noise = torch.rand(2, batch_size, 1, generator=self.rng, dtype=weight.dtype)
+        return z.to(weight.device), label_noise.to(weight.device)
 
     def gan_losses(self, real, z, label_noise) -> dict[str, torch.Tensor]:
         """One forward pass of both networks in training mode: both losses and both logits."""
@@ -148,7 +154,8 @@ class DCGAN(Trainer):
         g_params = list(self.generator.parameters())
         if self.config.update_order == "simultaneous":
             out = self.gan_losses(real, z, label_noise)
-            d_share, g_share = replica_share(out["d_loss"]), replica_share(out["g_loss"])  # of the global losses
+            d_share = scale_loss(self.d_optimizer, replica_share(out["d_loss"]))  # of the global losses (scaled
+            g_share = scale_loss(self.g_optimizer, replica_share(out["g_loss"]))  # under float16)
             d_grads = torch.autograd.grad(d_share, d_params, retain_graph=True)
             g_grads = torch.autograd.grad(g_share, g_params)
             apply_gradients(self.d_optimizer, zip(d_grads, d_params))
@@ -162,11 +169,11 @@ class DCGAN(Trainer):
             real_logits = self.discriminator(real)
             fake_logits = self.discriminator(fake.detach())
             d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
-            d_share = replica_share(d_loss)
+            d_share = scale_loss(self.d_optimizer, replica_share(d_loss))
             d_grads = torch.autograd.grad(d_share, d_params)
             apply_gradients(self.d_optimizer, zip(d_grads, d_params))
             g_loss = generator_loss(self.discriminator(fake))  # a fresh pass through the updated D
-            g_share = replica_share(g_loss)
+            g_share = scale_loss(self.g_optimizer, replica_share(g_loss))
             g_grads = torch.autograd.grad(g_share, g_params)
             apply_gradients(self.g_optimizer, zip(g_grads, g_params))
         return {
