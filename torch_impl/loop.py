@@ -31,6 +31,20 @@ def keras_default_init(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask is drawn as U(0, 1) >= rate in float32, then scaled by 1 / (1 - rate): the same
+    Bernoulli(1 - rate) mask and scale as F.dropout's (and as Keras's Dropout, which draws it the same way), from
+    torch's vectorised uniform draw instead of its CPU `bernoulli_`, which draws one number at a time (it took 12%
+    of a digits DCGAN train step here; benchmarks/profile_step.py)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        scale = 1 / (1 - self.p) if self.p < 1 else 0.0
+        mask = torch.rand_like(x, dtype=torch.float32).ge_(self.p).mul_(scale)  # 0 or 1 / (1 - p), x's layout
+        return x * mask.to(x.dtype)
+
+
 class Network(nn.Sequential):
     """The layers in order, computing in the precision policy they were built under (torch_impl/devices.py): in
     training mode, under float16 or bfloat16, every layer but the last runs under torch.autocast, and the last one
@@ -63,13 +77,18 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads_and_params: Iterable
     (torch.amp.GradScaler; Keras: LossScaleOptimizer.apply_gradients)."""
     grads, params = zip(*grads_and_params)
     for grad, param in zip(sum_over_replicas(list(grads)), params):
-        param.grad = grad
+        param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)  # (*)
     scaler = getattr(optimizer, "grad_scaler", None)
     if scaler is None:
         optimizer.step()
         return
     scaler.step(optimizer)
     scaler.update()
+
+
+# (*) A gradient in the parameter's own memory layout: a critic's gradients, summed from its double backward, come
+# back contiguous while its kernels are channels-last, and the fused Adam (optim.py) reads the parameter, gradient and
+# moments as flat arrays of one layout; without this copy it would update with the wrong elements.
 
 
 # ------------------------------------------------------------------------------------------------- Replicas

@@ -24,7 +24,7 @@ from torch import nn
 from specs.models import WGANGPConfig, torch_leaky_slope
 from torch_impl.dcgan import Generator, adam
 from torch_impl.distributed import global_batch, replica_part, replica_share
-from torch_impl.loop import Network, Trainer, apply_gradients, keras_default_init, scale_loss
+from torch_impl.loop import Dropout, Network, Trainer, apply_gradients, keras_default_init, scale_loss
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
@@ -40,7 +40,7 @@ class Critic(Network):
             layers += [(f"conv{i}", nn.Conv2d(in_channels, width, 4, stride=2, padding=1))]  # halves H, W
             layers += [(f"act{i}", nn.LeakyReLU(torch_leaky_slope(slope)))]
             if i > 1:
-                layers += [(f"drop{i}", nn.Dropout(config.dropout))]
+                layers += [(f"drop{i}", Dropout(config.dropout))]
             in_channels = width  # (N, width, S / 2 ** i, S / 2 ** i)
         last = config.num_blocks + 1
         layers += [(f"conv{last}", nn.Conv2d(in_channels, 1, 4, stride=1, padding=0))]  # (N, 1, 1, 1)
