@@ -1,6 +1,7 @@
 """Sample quality of every model in both backends on digits: FID, KID and CGAN class accuracy, mean ± std over seeds.
 
-Usage: python benchmarks/quality.py [--seeds 3] [--steps N | MODEL=N ...] [--num 1000] [--models ...] [--readme]
+Usage: python benchmarks/quality.py [--seeds 3] [--steps N | MODEL=N ...] [--num 1000] [--models ...]
+                                   [--precision float32 bfloat16] [--readme]
 Each model trains from scratch in each backend for a fixed number of generator steps (`STEPS`; batch 64, 28 steps an
 epoch), once per seed, as `gan-<backend> train MODEL --dataset digits --seed S` trains it but stopping after exactly
 that many steps. Then it draws `--num` samples from the same z (seed 0; the CGAN asks for every class equally often)
@@ -8,7 +9,10 @@ and the parent process scores them with specs/quality.py: one classifier, one co
 Each backend trains in its own process, as in training; the parent imports neither framework.
 The table also holds the real-vs-real baseline (two halves of digits) and, per model, whether the two backends'
 FID lie within each other's seed spread (|mean_torch - mean_keras| <= std_torch + std_keras).
-`--readme` writes the table into README.md between the `quality:begin` and `quality:end` marker comments.
+`--precision` trains every cell in each precision given (`--precision float32 bfloat16`: the cost of mixed precision
+in quality, each precision's rows beside the other's; samples are drawn in float32 either way).
+`--readme` writes the table into README.md between the `quality:begin` and `quality:end` marker comments (or, with
+more than one precision, between `quality-precision:begin` and `quality-precision:end`).
 """
 
 from __future__ import annotations
@@ -37,13 +41,16 @@ MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("torch", "keras")
 STEPS = {"dcgan": 280, "wgan_gp": 140, "cgan": 280}
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKERS = ("<!-- quality:begin -->", "<!-- quality:end -->")
+PRECISION_MARKERS = ("<!-- quality-precision:begin -->", "<!-- quality-precision:end -->")
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 # ---------------------------------------------------------------------------------------- The child: train, sample
 
 
-def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, cache_dir: str | None):
-    """Train `model` for `steps` generator steps from seed `seed`; return (uint8 samples, requested classes or None,
-    seconds of training). Imports only this backend's framework."""
+def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, cache_dir: str | None,
+                     precision: str = "float32"):
+    """Train `model` for `steps` generator steps from seed `seed` in `precision`; return (uint8 samples, requested
+    classes or None, seconds of training). Imports only this backend's framework."""
     spec = get_spec("digits", seed=seed, cache_dir=cache_dir)
     data = spec.load()
     config = conditioned_on(get_config(model, "digits"), data.num_classes)
@@ -56,7 +63,7 @@ def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, 
         from torch_impl.checkpoint import generate
         from torch_impl.trainers import build_trainer
 
-        trainer = build_trainer(model, config, seed)
+        trainer = build_trainer(model, config, seed, precision=precision)
         trainer.fit(lambda epoch: itertools.islice(loader.batches(data, spec, config.batch_size, epoch,
                                                                   config.conditional), steps - epoch * per_epoch),
                     epochs=epochs, verbose=0)
@@ -65,7 +72,7 @@ def train_and_sample(backend: str, model: str, seed: int, steps: int, num: int, 
         from keras_impl.checkpoint import generate
         from keras_impl.trainers import build_trainer
 
-        trainer = build_trainer(model, config, seed)
+        trainer = build_trainer(model, config, seed, precision=precision)
         dataset = loader.batches(data, spec, config.batch_size, 0, epochs, config.conditional)
         trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
@@ -78,8 +85,8 @@ def child(args: argparse.Namespace) -> None:
     """One backend, one model, every seed: samples to `--out`, one JSON line per seed."""
     for seed in range(args.seeds):
         images, requested, seconds = train_and_sample(args.backend, args.models[0], seed, args.steps_for[0],
-                                                      args.num, args.cache_dir)
-        path = Path(args.out) / f"{args.models[0]}-{args.backend}-{seed}.npz"
+                                                      args.num, args.cache_dir, args.precision[0])
+        path = Path(args.out) / f"{args.models[0]}-{args.backend}-{args.precision[0]}-{seed}.npz"
         np.savez(path, images=images, **({} if requested is None else {"requested": requested}))
         print(json.dumps({"seed": seed, "seconds": seconds, "path": str(path)}), flush=True)
 
@@ -87,9 +94,10 @@ def child(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------- The parent: score, report
 
 
-def run_child(args: argparse.Namespace, backend: str, model: str, steps: int, out: str) -> list[dict]:
+def run_child(args: argparse.Namespace, backend: str, model: str, steps: int, out: str,
+              precision: str = "float32") -> list[dict]:
     command = [sys.executable, os.path.abspath(__file__), "--backend", backend, "--models", model, "--steps",
-               str(steps), "--seeds", str(args.seeds), "--num", str(args.num), "--out", out]
+               str(steps), "--seeds", str(args.seeds), "--num", str(args.num), "--out", out, "--precision", precision]
     command += ["--cache-dir", args.cache_dir] if args.cache_dir else []
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -105,37 +113,57 @@ def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 
 
 def table(cells: dict, baseline: dict, classifier: quality.Classifier, args: argparse.Namespace) -> str:
-    """The markdown table: one row per model and backend, then the real-vs-real baseline."""
+    """The markdown table: one row per model, backend (and precision), then the real-vs-real baseline. With several
+    precisions, each row says how far its FID lies from the same backend's float32 FID."""
     flag = " --steps " + " ".join(args.steps) if args.steps else ""
+    flag += " --precision " + " ".join(args.precision) if args.precision != ["float32"] else ""
+    several = len(args.precision) > 1
+    head = "| model | generator steps | backend |" + (" precision |" if several else "")
+    head += " FID | KID x 1000 | class accuracy (mean / lowest class) | FIDs agree |"
+    head += " FID against float32 |" if several else ""
     lines = [f"`python benchmarks/quality.py --seeds {args.seeds}{flag}`: digits 32x32, {args.num} samples per run "
              f"against the 1,797 real images; mean ± std over "
              f"{args.seeds} training seeds. Classifier (specs/quality.py): held-out accuracy "
              f"{100 * classifier.accuracy:.1f}%.", "",
-             "| model | generator steps | backend | FID | KID x 1000 | class accuracy (mean / lowest class) "
-             "| FIDs agree | train s per run |", "|---|---:|---|---:|---:|---:|---|---:|"]
-    for model, steps in zip(args.models, args.steps_for):
-        runs = {backend: cells[model, backend] for backend in args.backends if (model, backend) in cells}
-        fids = {backend: np.array([run["fid"] for run in results]) for backend, results in runs.items()}
+             head + " train s per run |", "|---|---:|---|" + ("---|" if several else "") + "---:|---:|---:|---|"
+             + ("---|" if several else "") + "---:|"]
+
+    def fids(model, backend, precision):
+        return np.array([run["fid"] for run in cells.get((model, backend, precision), [])])
+
+    def apart(first: np.ndarray, second: np.ndarray) -> bool:  # the means differ by more than the seed spreads
+        return abs(first.mean() - second.mean()) > first.std(ddof=1) + second.std(ddof=1)
+
+    for (model, steps), precision in itertools.product(zip(args.models, args.steps_for), args.precision):
+        runs = {backend: cells[model, backend, precision] for backend in args.backends
+                if (model, backend, precision) in cells}
         agree = "—"
-        if len(fids) == 2 and args.seeds > 1:
-            first, second = fids.values()
-            agree = "yes" if abs(first.mean() - second.mean()) <= first.std(ddof=1) + second.std(ddof=1) else "no"
+        if len(runs) == 2 and args.seeds > 1:
+            agree = "no" if apart(*(fids(model, backend, precision) for backend in runs)) else "yes"
         for backend, results in runs.items():
             accuracy = "—"
             if "accuracy" in results[0]:
                 lowest = [min(run["class_accuracy"]) for run in results]
                 accuracy = f"{spread([run['accuracy'] for run in results], 100, 1)}% / {spread(lowest, 100, 1)}%"
-            cells_text = (model, steps, backend, spread(fids[backend]), spread([r["kid"] for r in results], 1e3),
-                          accuracy, agree, f"{np.mean([run['seconds'] for run in results]):.0f}")
+            own, reference = fids(model, backend, precision), fids(model, backend, "float32")
+            against = "—"
+            if precision != "float32" and len(reference) and args.seeds > 1:
+                where = "beyond" if apart(own, reference) else "within"
+                against = f"{own.mean() - reference.mean():+.2f} ({where} the seed spread)"
+            cells_text = (model, steps, backend, *([precision] if several else []), spread(own),
+                          spread([r["kid"] for r in results], 1e3), accuracy, agree,
+                          *([against] if several else []), f"{np.mean([run['seconds'] for run in results]):.0f}")
             lines.append("| " + " | ".join(str(cell) for cell in cells_text) + " |")
-    lines.append(f"| real vs real (two halves) | | | {baseline['fid']:.2f} | {1e3 * baseline['kid']:.2f} | | | |")
+    blanks = " | |" if several else ""
+    lines.append(f"| real vs real (two halves) | | |{blanks} {baseline['fid']:.2f} | {1e3 * baseline['kid']:.2f} "
+                 f"| | | |{' |' if several else ''}")
     return "\n".join(lines)
 
 
-def write_readme(text: str, path: Path = README) -> None:
+def write_readme(text: str, path: Path = README, markers: tuple[str, str] = MARKERS) -> None:
     """Replace what lies between the marker comments of README.md with `text`."""
     content = path.read_text()
-    begin, end = content.index(MARKERS[0]) + len(MARKERS[0]), content.index(MARKERS[1])
+    begin, end = content.index(markers[0]) + len(markers[0]), content.index(markers[1])
     path.write_text(content[:begin] + "\n" + text + "\n" + content[end:])
 
 
@@ -148,6 +176,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--cache-dir", default=None, help="data cache (default $GAN_PARITY_CACHE or ~/.cache)")
     parser.add_argument("--out", default=None, help="folder for the samples (default: a temporary one)")
+    parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["float32"],
+                        help="train each cell in each of these (default float32)")
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument("--backend", choices=BACKENDS, help=argparse.SUPPRESS)  # set in the child processes
     args = parser.parse_args(argv)
@@ -175,19 +205,21 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as temporary:
         out = args.out or temporary
         Path(out).mkdir(parents=True, exist_ok=True)
-        for (model, steps), backend in itertools.product(zip(args.models, args.steps_for), args.backends):
+        cases = itertools.product(zip(args.models, args.steps_for), args.precision, args.backends)
+        for (model, steps), precision, backend in cases:
             results = []
-            for run in run_child(args, backend, model, steps, out):
+            for run in run_child(args, backend, model, steps, out, precision):
                 with np.load(run["path"]) as arrays:
                     requested = arrays["requested"] if "requested" in arrays.files else None
                     scores = quality.score(classifier, data.images, arrays["images"], requested, data.num_classes)
                 results.append(scores | {"seconds": run["seconds"]})
-            cells[model, backend] = results
-            print(f"{model} {backend}: FID {spread([r['fid'] for r in results])}", file=sys.stderr, flush=True)
+            cells[model, backend, precision] = results
+            print(f"{model} {backend} {precision}: FID {spread([r['fid'] for r in results])}", file=sys.stderr,
+                  flush=True)
     text = table(cells, baseline, classifier, args)
     print(text)
     if args.readme:
-        write_readme(text)
+        write_readme(text, markers=PRECISION_MARKERS if len(args.precision) > 1 else MARKERS)
 
 
 if __name__ == "__main__":

@@ -256,12 +256,20 @@ def test_quality_benchmark_smoke(digits):
     data, spec, classifier = digits
     images, requested, seconds = benchmark.train_and_sample("torch", "dcgan", 0, 2, 20, spec.cache_dir)
     assert images.shape == (20, 32, 32, 1) and images.dtype == np.uint8 and requested is None
-    cells = {("dcgan", "torch"): [quality.score(classifier, data.images, images) | {"seconds": seconds}]}
+    cells = {("dcgan", "torch", "float32"): [quality.score(classifier, data.images, images) | {"seconds": seconds}]}
     real = quality.score(classifier, data.images, data.images[:100], data.labels[:100], 10)  # real images as a CGAN
     assert real["accuracy"] > 0.95
-    cells["cgan", "torch"] = [real | {"seconds": 0.0}]
-    text = benchmark.table(cells, quality.real_baseline(classifier, data.images), classifier, args)
+    cells["cgan", "torch", "float32"] = [real | {"seconds": 0.0}]
+    baseline = quality.real_baseline(classifier, data.images)
+    text = benchmark.table(cells, baseline, classifier, args)
     assert "| dcgan | 2 | torch |" in text and "| cgan | 2 | torch |" in text and "real vs real" in text
+    # several precisions: a precision column, and each FID against the same backend's float32 FID
+    args = benchmark.parse_args(["--steps", "2", "--seeds", "2", "--models", "dcgan", "--backends", "torch",
+                                 "--precision", "float32", "bfloat16"])
+    cells = {("dcgan", "torch", precision): [{"fid": fid, "kid": 0.0, "seconds": 1.0} for fid in fids]
+             for precision, fids in (("float32", (4.0, 4.2)), ("bfloat16", (4.5, 4.7)))}
+    text = benchmark.table(cells, baseline, classifier, args)
+    assert "| dcgan | 2 | torch | bfloat16 | 4.60 ± 0.14 |" in text and "+0.50 (beyond the seed spread)" in text
 
 
 def test_quality_benchmark_writes_between_the_readme_markers(tmp_path):
