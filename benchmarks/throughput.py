@@ -1,18 +1,26 @@
-"""Train-step throughput of our trainers against plain reference loops, GFLOP/s against the matmul peak, and the
-accelerations each framework offers: every model, both backends, the book (64x64) and digits (32x32) presets.
+"""Train-step throughput of every model in both backends, float32 and bfloat16: torch against Keras, our trainers
+against plain reference loops, GFLOP/s against the matmul peak, and what each acceleration or remedy is worth.
 
 Usage: python benchmarks/throughput.py [--models ...] [--presets book digits] [--backends torch keras]
-                                       [--variants ...] [--steps N] [--warmup 2] [--max-batch 128]
+                                       [--precisions float32 bfloat16] [--variants ...] [--rounds N] [--steps N]
+                                       [--warmup 2] [--max-batch 128] [--readme]
+`python benchmarks/throughput.py --readme` writes the README's Speed tables (between its throughput markers).
 Cells (each in its own process, so thread settings, compile caches and thread pools never mix):
-- ours: torch `trainer.train_step(batch)`; Keras `trainer.fit` on a repeated tf.data batch (the compiled path).
+- ours: torch `trainer.train_step(batch)` on a channels-last batch; Keras `trainer.fit` on a repeated tf.data batch
+  (the compiled path); in each precision asked for (trainers built as the command lines build them, with
+  `--precision`). torch cells run with the OpenMP setting gan-torch makes (torch_impl/train.py: OMP_WAIT_POLICY).
 - reference: the same networks in a plain loop written here: for torch the pytorch/examples DCGAN loop
   (`zero_grad`, `loss.backward()`, `optimizer.step()`; WGAN-GP/CGAN with the usual `autograd.grad(create_graph=True)`
-  penalty), for Keras a keras.io-style `keras.Model` whose `train_step` uses GradientTapes (its DCGAN and WGAN-GP
-  examples). ours/reference >= 1 means our trainers cost nothing over the textbook loop.
-- accelerations, each as a ratio against `ours` of the same run: torch `torch.compile` (both DCGAN networks; of
-  WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
-  penalty needs), channels-last memory format, 1 thread instead of the default; Keras `jit_compile=True` (XLA),
+  penalty; contiguous NCHW, torch's default Adam), for Keras a keras.io-style `keras.Model` whose `train_step` uses
+  GradientTapes (its DCGAN and WGAN-GP examples). ours/reference >= 1 means our trainers cost nothing over it.
+- variants, each as a ratio against `ours` of the same run (float32): torch `torch.compile` (both DCGAN networks;
+  of WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
+  penalty needs), and each CPU remedy of ours undone: `contiguous` (kernels and batches NCHW-contiguous instead of
+  channels-last), `bernoulli_dropout` (nn.Dropout's own mask), `unfused_adam` (torch's for-loop Adam), `omp_spin`
+  (OpenMP threads spin while they wait: libgomp's default), and `threads=1`; Keras `jit_compile=True` (XLA),
   1 intra-op thread.
+`--rounds N` runs the `ours` cells N times, round after round (torch and Keras of one model next to each other in
+every round), and reports the median of their N median steps: on a shared machine the load drifts over minutes.
 GFLOP per step is counted from the layer shapes (`step_flops`): 2 x multiply-adds of every conv and convT; a pass
 whose weights are differentiated counts 3 x its forward (forward, input and weight gradients), one differentiated
 only to reach the generator 2 x, one without gradient 1 x, and the gradient penalty 6 x (forward, input gradient
@@ -28,19 +36,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from specs.models import get_config
+from torch_impl.train import OPENMP  # what gan-torch sets before torch loads (imports no framework)
 
 MODELS, PRESETS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("book", "digits"), ("torch", "keras")
-VARIANTS = {"torch": ("ours", "reference", "compile", "channels_last", "threads=1"),
+PRECISIONS = ("float32", "bfloat16", "float16")
+VARIANTS = {"torch": ("ours", "reference", "compile", "contiguous", "bernoulli_dropout", "unfused_adam", "omp_spin",
+                      "threads=1"),
             "keras": ("ours", "reference", "xla", "threads=1")}
 TARGET_GFLOP = 150  # default timed steps: about this much work per cell (a few seconds on 2 cores)
+README = Path(__file__).resolve().parents[1] / "README.md"
+MARKERS = ("<!-- throughput:begin -->", "<!-- throughput:end -->")
+TITLES = {"dcgan": "DCGAN", "wgan_gp": "WGAN-GP", "cgan": "CGAN"}
 
 # ------------------------------------------------------------------------------------------------ The work
 
@@ -131,7 +147,28 @@ def torch_reference(model: str, config):
     return step
 
 
-def torch_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
+def undo_remedy(trainer, variant: str) -> None:
+    """Undo one of the CPU remedies of torch_impl in a built trainer (the variants of the accelerations table)."""
+    import torch
+    from torch import nn
+
+    from torch_impl.loop import Dropout
+
+    if variant == "contiguous":
+        trainer.to(memory_format=torch.contiguous_format)
+    if variant == "bernoulli_dropout":
+        for parent in list(trainer.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, Dropout):
+                    setattr(parent, name, nn.Dropout(child.p))
+    if variant == "unfused_adam":
+        for optimizer in (value for value in vars(trainer).values() if isinstance(value, torch.optim.Optimizer)):
+            for group in optimizer.param_groups:
+                group["fused"] = False
+            optimizer._step_supports_amp_scaling = False
+
+
+def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32") -> dict:
     import torch
 
     from torch_impl.trainers import build_trainer
@@ -144,13 +181,13 @@ def torch_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
     if variant == "reference":
         step = torch_reference(model, config)
     else:
-        trainer = build_trainer(model, config, seed=0)
+        trainer = build_trainer(model, config, seed=0, precision=precision)
         trainer.train()
         if variant == "compile":  # not a critic with a penalty: compiled graphs have no double backward
             for name in ("generator", "discriminator") if model == "dcgan" else ("generator",):
                 setattr(trainer, name, torch.compile(getattr(trainer, name)))
-        if variant == "channels_last":
-            trainer.to(memory_format=torch.channels_last)
+        undo_remedy(trainer, variant)
+        if variant != "contiguous":  # the loader's channels-last batches (torch_impl/data.py)
             images = batch[0] if isinstance(batch, tuple) else batch
             images = images.contiguous(memory_format=torch.channels_last)
             batch = (images, batch[1]) if isinstance(batch, tuple) else images
@@ -237,7 +274,7 @@ def keras_reference(model: str, config):
     return Reference()
 
 
-def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
+def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32") -> dict:
     import keras
     import tensorflow as tf
 
@@ -250,7 +287,7 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
         trainer = keras_reference(model, config)
         trainer.compile()
     else:
-        trainer = build_trainer(model, config, seed=0)
+        trainer = build_trainer(model, config, seed=0, precision=precision)
     trainer.jit_compile = variant == "xla"  # fit's XLA switch (compile's jit_compile sets the same attribute)
     dataset = tf.data.Dataset.from_tensors(example_batch(config, channels_first=False)).repeat()
     if warmup:
@@ -297,13 +334,17 @@ def cell(spec: dict) -> dict:
             return {"gflops": matmul_peak(spec["backend"])}
         config = config_of(spec["model"], spec["preset"], spec["max_batch"])
         run = torch_cell if spec["backend"] == "torch" else keras_cell
-        return run(spec["model"], config, spec["variant"], spec["steps"], spec["warmup"])
+        return run(spec["model"], config, spec["variant"], spec["steps"], spec["warmup"],
+                   spec.get("precision", "float32"))
     except Exception as error:  # a variant the framework cannot run here (e.g. compile with a double backward)
         return {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:150] if str(error) else ''}"}
 
 
 def run_child(spec: dict) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    if spec["backend"] == "torch":  # as gan-torch sets it before torch loads; omp_spin: libgomp's default
+        env = {key: value for key, value in env.items() if key not in OPENMP} if spec["variant"] == "omp_spin" \
+            else OPENMP | env
     done = subprocess.run([sys.executable, os.path.abspath(__file__), "--cell", json.dumps(spec)],
                           capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -321,19 +362,62 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["float32", "bfloat16"],
+                        help="precisions of the ours cells (default float32 bfloat16; the variants run float32)")
     parser.add_argument("--variants", nargs="+", default=None, help="subset of: " + ", ".join(
         dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; ours is always run)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every ours cell, round after round; each "
+                        "reports the median of its medians (default 1)")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps (default: ~{TARGET_GFLOP} GFLOP)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens there)")
     parser.add_argument("--max-batch", type=int, default=128, help="cap on the preset's batch size (default 128)")
+    parser.add_argument("--readme", action="store_true", help="also write the tables into README.md")
     parser.add_argument("--cell", default=None, help=argparse.SUPPRESS)  # set in the child processes
     args = parser.parse_args(argv)
     known = set(VARIANTS["torch"] + VARIANTS["keras"])
     if args.variants is not None and not set(args.variants) <= known:
         parser.error(f"unknown variant(s) {sorted(set(args.variants) - known)}; known: {sorted(known)}")
-    if (args.steps is not None and args.steps < 1) or args.warmup < 0 or args.max_batch < 1:
-        parser.error("--steps and --max-batch must be at least 1, --warmup at least 0")
+    if (args.steps is not None and args.steps < 1) or args.warmup < 0 or args.max_batch < 1 or args.rounds < 1:
+        parser.error("--steps, --rounds and --max-batch must be at least 1, --warmup at least 0")
     return args
+
+
+def cells_of(args: argparse.Namespace) -> list[dict]:
+    """Every cell to run, one model after the other: its ours cells (each precision, torch then Keras), then its
+    reference and variant cells (float32)."""
+    cells = []
+    for preset in args.presets:
+        for model in args.models:
+            config = config_of(model, preset, args.max_batch)
+            base = {"model": model, "preset": preset, "max_batch": args.max_batch, "warmup": args.warmup,
+                    "steps": args.steps or default_steps(model, config)}
+            for precision in args.precisions:
+                cells += [base | {"backend": b, "variant": "ours", "precision": precision} for b in args.backends]
+            for backend in args.backends:
+                cells += [base | {"backend": backend, "variant": variant, "precision": "float32"}
+                          for variant in VARIANTS[backend][1:] if args.variants is None or variant in args.variants]
+    return cells
+
+
+def key(cell: dict) -> tuple:
+    return cell["preset"], cell["model"], cell["backend"], cell["variant"], cell["precision"]
+
+
+def run_cells(args: argparse.Namespace) -> dict[tuple, dict]:
+    """{key: result}: the ours cells `--rounds` times (the median of their median steps), the others once."""
+    cells, results, rounds = cells_of(args), {}, {}
+    for round_ in range(args.rounds):
+        for cell in cells:
+            if round_ and cell["variant"] != "ours":
+                continue
+            result = run_child(cell)
+            rounds.setdefault(key(cell), []).append(result)
+            label = " ".join(str(part) for part in key(cell))
+            print(f"round {round_ + 1}: {label}: {result}", file=sys.stderr, flush=True)
+    for name, runs in rounds.items():
+        steps = [run["median_step"] for run in runs if "median_step" in run]
+        results[name] = {"median_step": statistics.median(steps), "rounds": len(steps)} if steps else runs[0]
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -341,52 +425,83 @@ def main(argv: list[str] | None = None) -> None:
     if args.cell:
         return print(json.dumps(cell(json.loads(args.cell))), flush=True)
     load = os.getloadavg()[0]
+    start = time.perf_counter()
     peaks = {backend: run_child({"backend": backend, "variant": "peak"}) for backend in args.backends}
-    rows = []
-    for preset in args.presets:
-        for model in args.models:
-            config = config_of(model, preset, args.max_batch)
-            steps = args.steps or default_steps(model, config)
-            flops = step_flops(model, config)
-            for backend in args.backends:
-                variants = [v for v in VARIANTS[backend] if v == "ours" or args.variants is None or v in args.variants]
-                base = {"backend": backend, "model": model, "preset": preset, "max_batch": args.max_batch,
-                        "steps": steps, "warmup": args.warmup}
-                results = {variant: run_child(base | {"variant": variant}) for variant in variants}
-                print(f"{preset} {model} {backend}: {results}", file=sys.stderr, flush=True)
-                rows.append((preset, model, config, backend, steps, flops, results))
-    print(f"command: python benchmarks/throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print(f"1-minute load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
-    report(rows, peaks)
+    results = run_cells(args)
+    words = " ".join(argv if argv is not None else sys.argv[1:])
+    header = (f"`python benchmarks/throughput.py {words}`".replace(" `", "`") + f": {platform.machine()}, "
+              f"{os.cpu_count()} CPUs, 1-minute load average {load:.1f} before and {os.getloadavg()[0]:.1f} after "
+              f"({(time.perf_counter() - start) / 60:.0f} min); matmul peak (2048^2 float32): "
+              + ", ".join(f"{b} {p.get('gflops', float('nan')):.0f} GFLOP/s" for b, p in peaks.items()) + ".")
+    text = header + "\n\n" + report(args, results, peaks)
+    print(text)
+    if args.readme:
+        write_readme(text)
 
 
-def report(rows: list[tuple], peaks: dict) -> None:
-    """The tables: one row per (preset, model, backend), then the accelerations, then what failed."""
-    print("matmul peak (2048^2 float32): "
-          + ", ".join(f"{b} {p.get('gflops', float('nan')):.1f} GFLOP/s" for b, p in peaks.items()) + "\n")
-    print("| preset | model | batch | backend | steps | ours img/s | reference img/s | ours / reference "
-          "| GFLOP per step | GFLOP/s | % of peak |")
-    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    extras, errors = [], []
-    for preset, model, config, backend, steps, flops, results in rows:
-        rate = {v: config.batch_size / r["median_step"] for v, r in results.items() if "median_step" in r}
-        errors += [f"{preset} {model} {backend} {v}: {r['error']}" for v, r in results.items() if "error" in r]
-        ours, reference = rate.get("ours", float("nan")), rate.get("reference", float("nan"))
-        achieved = flops * ours / config.batch_size / 1e9
-        peak = peaks[backend].get("gflops", float("nan"))
-        print(f"| {preset} | {model} | {config.batch_size} | {backend} | {steps} | {ours:.1f} | {reference:.1f} | "
-              f"{ours / reference:.2f} | {flops / 1e9:.2f} | {achieved:.1f} | {100 * achieved / peak:.0f} |")
-        for variant in [v for v in results if v not in ("ours", "reference")]:
-            ratio = f"{rate[variant] / ours:.2f}" if variant in rate else "fails"
-            extras.append(f"| {preset} | {model} | {backend} | {variant} | {ratio} |")
-    if extras:
-        print("\naccelerations: images/s against ours of the same run (> 1 is faster)\n")
-        print("| preset | model | backend | variant | ratio |\n|---|---|---|---|---:|\n" + "\n".join(extras))
+def write_readme(text: str, path: Path = README) -> None:
+    """Replace what lies between the throughput marker comments of README.md with `text`."""
+    content = path.read_text()
+    begin, end = content.index(MARKERS[0]) + len(MARKERS[0]), content.index(MARKERS[1])
+    path.write_text(content[:begin] + "\n" + text + "\n" + content[end:])
+
+
+def rate(results: dict, config, *name) -> float:
+    result = results.get(name, {})
+    return config.batch_size / result["median_step"] if "median_step" in result else float("nan")
+
+
+def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
+    """The tables: torch against Keras per precision, ours against the reference with GFLOP/s, the variants."""
+    rows = [(preset, model, config_of(model, preset, args.max_batch)) for preset in args.presets
+            for model in args.models]
+    lines = ["| preset | model | batch | " + " | ".join(
+        f"torch {p} img/s | Keras {p} img/s | Keras ÷ torch {p}" for p in args.precisions)
+        + "".join(f" | {p} ÷ float32 torch | {p} ÷ float32 Keras" for p in args.precisions if p != "float32")
+        + " |", "|---|---|---:|" + "---:|" * (3 * len(args.precisions) + 2 * (len(args.precisions) - 1))]
+    for preset, model, config in rows:
+        cells = []
+        for precision in args.precisions:
+            torch_rate, keras_rate = (rate(results, config, preset, model, b, "ours", precision) for b in BACKENDS)
+            cells += [f"{torch_rate:.1f}", f"{keras_rate:.1f}", f"{keras_rate / torch_rate:.2f}"]
+        for precision in [p for p in args.precisions if p != "float32"]:
+            for backend in BACKENDS:
+                ours = (rate(results, config, preset, model, backend, "ours", p) for p in (precision, "float32"))
+                cells.append(f"{next(ours) / next(ours):.2f}")
+        lines.append(f"| {preset} | {model} | {config.batch_size} | " + " | ".join(cells) + " |")
+    lines += ["", "Ours against the reference loop, and achieved GFLOP/s against the matmul peak (float32):", "",
+              "| preset | model | backend | ours img/s | reference img/s | ours ÷ reference | GFLOP per step | GFLOP/s "
+              "| % of peak |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for preset, model, config in rows:
+        flops = step_flops(model, config)
+        for backend in args.backends:
+            ours = rate(results, config, preset, model, backend, "ours", "float32")
+            reference = rate(results, config, preset, model, backend, "reference", "float32")
+            achieved = flops * ours / config.batch_size / 1e9
+            peak = peaks.get(backend, {}).get("gflops", float("nan"))
+            lines.append(f"| {preset} | {model} | {backend} | {ours:.1f} | {reference:.1f} | {ours / reference:.2f} | "
+                         f"{flops / 1e9:.2f} | {achieved:.1f} | {100 * achieved / peak:.0f} |")
+    variants = [(backend, variant) for backend in args.backends for variant in VARIANTS[backend][2:]
+                if args.variants is None or variant in args.variants]
+    if variants:
+        lines += ["", "Variants, each as images/s against ours of the same run (float32; > 1 is faster):", "",
+                  "| variant | " + " | ".join(f"{preset} {TITLES[model]}" for preset, model, _ in rows) + " |",
+                  "|---|" + "---:|" * len(rows)]
+        for backend, variant in variants:
+            ratios = []
+            for preset, model, config in rows:
+                result = results.get((preset, model, backend, variant, "float32"), {})
+                ours = rate(results, config, preset, model, backend, "ours", "float32")
+                ratios.append(f"{rate(results, config, preset, model, backend, variant, 'float32') / ours:.2f}"
+                              if "median_step" in result else "fails")
+            lines.append(f"| {backend} {variant} | " + " | ".join(ratios) + " |")
+    errors = [f"- {' '.join(map(str, name))}: {result['error']}" for name, result in results.items()
+              if "error" in result]
+    errors += [f"- {backend} peak: {peak['error']}" for backend, peak in peaks.items() if "error" in peak]
     if errors:
-        print("\nfailures:\n" + "\n".join(f"- {error}" for error in errors))
-    for backend, peak in peaks.items():
-        if "error" in peak:
-            print(f"- {backend} peak: {peak['error']}")
+        lines += ["", "Failures:", "", *errors]
+    return "\n".join(lines)
+
 
 if __name__ == "__main__":
     main()
