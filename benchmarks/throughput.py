@@ -168,20 +168,24 @@ def undo_remedy(trainer, variant: str) -> None:
             optimizer._step_supports_amp_scaling = False
 
 
-def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32") -> dict:
+def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32",
+               device: str = "cpu") -> dict:
     import torch
 
+    from torch_impl.devices import describe_device, select_device
     from torch_impl.trainers import build_trainer
 
     if variant == "threads=1":
         torch.set_num_threads(1)
+    device = select_device(device)
     torch.manual_seed(0)
     batch = example_batch(config, channels_first=True)
-    batch = tuple(map(torch.from_numpy, batch)) if isinstance(batch, tuple) else torch.from_numpy(batch)
+    batch = tuple(torch.from_numpy(part).to(device) for part in batch) if isinstance(batch, tuple) \
+        else torch.from_numpy(batch).to(device)
     if variant == "reference":
         step = torch_reference(model, config)
     else:
-        trainer = build_trainer(model, config, seed=0, precision=precision)
+        trainer = build_trainer(model, config, seed=0, device=device, precision=precision)
         trainer.train()
         if variant == "compile":  # not a critic with a penalty: compiled graphs have no double backward
             for name in ("generator", "discriminator") if model == "dcgan" else ("generator",):
@@ -192,14 +196,18 @@ def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precis
             images = images.contiguous(memory_format=torch.channels_last)
             batch = (images, batch[1]) if isinstance(batch, tuple) else images
         step = trainer.train_step
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None  # a step ends on the GPU
     for _ in range(warmup):
         step(batch)
     seconds = []
     for _ in range(steps):
+        synchronize()
         start = time.perf_counter()
         step(batch)
+        synchronize()
         seconds.append(time.perf_counter() - start)
-    return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "threads": torch.get_num_threads()}
+    return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "threads": torch.get_num_threads(),
+            "device": describe_device(device)}
 
 
 # ---------------------------------------------------------------------------------------------------- Keras
@@ -274,12 +282,15 @@ def keras_reference(model: str, config):
     return Reference()
 
 
-def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32") -> dict:
+def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32",
+               device: str = "cpu") -> dict:
     import keras
     import tensorflow as tf
 
+    from keras_impl.devices import describe_device, select_device
     from keras_impl.trainers import build_trainer
 
+    device = select_device(device)  # before TensorFlow sets up its devices
     if variant == "threads=1":
         tf.config.threading.set_intra_op_parallelism_threads(1)
     keras.utils.set_random_seed(0)
@@ -300,7 +311,7 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precis
     seconds = time.perf_counter() - start
     median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
     intra = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
-    return {"seconds": seconds, "median_step": median, "threads": intra}
+    return {"seconds": seconds, "median_step": median, "threads": intra, "device": describe_device(device)}
 
 
 # ----------------------------------------------------------------------------------------------- Processes
@@ -335,7 +346,7 @@ def cell(spec: dict) -> dict:
         config = config_of(spec["model"], spec["preset"], spec["max_batch"])
         run = torch_cell if spec["backend"] == "torch" else keras_cell
         return run(spec["model"], config, spec["variant"], spec["steps"], spec["warmup"],
-                   spec.get("precision", "float32"))
+                   spec.get("precision", "float32"), spec.get("device", "cpu"))
     except Exception as error:  # a variant the framework cannot run here (e.g. compile with a double backward)
         return {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:150] if str(error) else ''}"}
 
@@ -364,8 +375,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["float32", "bfloat16"],
                         help="precisions of the ours cells (default float32 bfloat16; the variants run float32)")
-    parser.add_argument("--variants", nargs="+", default=None, help="subset of: " + ", ".join(
-        dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; ours is always run)")
+    parser.add_argument("--variants", nargs="*", default=None, help="subset of: " + ", ".join(
+        dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; none without a word; ours is always "
+        "run)")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], help="devices of the ours cells (--device words: "
+                        "cpu, cuda, ...; default cpu); the reference and the variants run on the first")
     parser.add_argument("--rounds", type=int, default=1, help="runs of every ours cell, round after round; each "
                         "reports the median of its medians (default 1)")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps (default: ~{TARGET_GFLOP} GFLOP)")
@@ -383,24 +397,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def cells_of(args: argparse.Namespace) -> list[dict]:
-    """Every cell to run, one model after the other: its ours cells (each precision, torch then Keras), then its
-    reference and variant cells (float32)."""
+    """Every cell to run, one model after the other: its ours cells (each device and precision, torch then Keras),
+    then its reference and variant cells (float32, on the first device)."""
     cells = []
     for preset in args.presets:
         for model in args.models:
             config = config_of(model, preset, args.max_batch)
             base = {"model": model, "preset": preset, "max_batch": args.max_batch, "warmup": args.warmup,
                     "steps": args.steps or default_steps(model, config)}
-            for precision in args.precisions:
-                cells += [base | {"backend": b, "variant": "ours", "precision": precision} for b in args.backends]
+            for device in args.devices:
+                for precision in args.precisions:
+                    cells += [base | {"backend": backend, "variant": "ours", "precision": precision,
+                                      "device": device} for backend in args.backends]
             for backend in args.backends:
-                cells += [base | {"backend": backend, "variant": variant, "precision": "float32"}
+                cells += [base | {"backend": backend, "variant": variant, "precision": "float32",
+                                  "device": args.devices[0]}
                           for variant in VARIANTS[backend][1:] if args.variants is None or variant in args.variants]
     return cells
 
 
 def key(cell: dict) -> tuple:
-    return cell["preset"], cell["model"], cell["backend"], cell["variant"], cell["precision"]
+    return cell["preset"], cell["model"], cell["backend"], cell["variant"], cell["precision"], cell["device"]
 
 
 def run_cells(args: argparse.Namespace) -> dict[tuple, dict]:
@@ -416,7 +433,8 @@ def run_cells(args: argparse.Namespace) -> dict[tuple, dict]:
             print(f"round {round_ + 1}: {label}: {result}", file=sys.stderr, flush=True)
     for name, runs in rounds.items():
         steps = [run["median_step"] for run in runs if "median_step" in run]
-        results[name] = {"median_step": statistics.median(steps), "rounds": len(steps)} if steps else runs[0]
+        results[name] = runs[0] | {"median_step": statistics.median(steps), "rounds": len(steps)} if steps \
+            else runs[0]
     return results
 
 
@@ -446,13 +464,15 @@ def write_readme(text: str, path: Path = README) -> None:
     path.write_text(content[:begin] + "\n" + text + "\n" + content[end:])
 
 
-def rate(results: dict, config, *name) -> float:
-    result = results.get(name, {})
+def rate(results: dict, config, *name, device: str = "cpu") -> float:
+    result = results.get((*name, device), {})
     return config.batch_size / result["median_step"] if "median_step" in result else float("nan")
 
 
 def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
-    """The tables: torch against Keras per precision, ours against the reference with GFLOP/s, the variants."""
+    """The tables: torch against Keras per precision, ours against the reference with GFLOP/s, the variants (on
+    the first device), and with several devices each ours cell on each device."""
+    first = args.devices[0]
     rows = [(preset, model, config_of(model, preset, args.max_batch)) for preset in args.presets
             for model in args.models]
     lines = ["| preset | model | batch | " + " | ".join(
@@ -462,11 +482,13 @@ def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
     for preset, model, config in rows:
         cells = []
         for precision in args.precisions:
-            torch_rate, keras_rate = (rate(results, config, preset, model, b, "ours", precision) for b in BACKENDS)
+            torch_rate, keras_rate = (rate(results, config, preset, model, b, "ours", precision, device=first)
+                                      for b in BACKENDS)
             cells += [f"{torch_rate:.1f}", f"{keras_rate:.1f}", f"{keras_rate / torch_rate:.2f}"]
         for precision in [p for p in args.precisions if p != "float32"]:
             for backend in BACKENDS:
-                ours = (rate(results, config, preset, model, backend, "ours", p) for p in (precision, "float32"))
+                ours = (rate(results, config, preset, model, backend, "ours", p, device=first)
+                        for p in (precision, "float32"))
                 cells.append(f"{next(ours) / next(ours):.2f}")
         lines.append(f"| {preset} | {model} | {config.batch_size} | " + " | ".join(cells) + " |")
     lines += ["", "Ours against the reference loop, and achieved GFLOP/s against the matmul peak (float32):", "",
@@ -475,11 +497,12 @@ def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
     for preset, model, config in rows:
         flops = step_flops(model, config)
         for backend in args.backends:
-            ours = rate(results, config, preset, model, backend, "ours", "float32")
-            reference = rate(results, config, preset, model, backend, "reference", "float32")
+            ours = rate(results, config, preset, model, backend, "ours", "float32", device=first)
+            reference = rate(results, config, preset, model, backend, "reference", "float32", device=first)
             achieved = flops * ours / config.batch_size / 1e9
             peak = peaks.get(backend, {}).get("gflops", float("nan"))
-            lines.append(f"| {preset} | {model} | {backend} | {ours:.1f} | {reference:.1f} | {ours / reference:.2f} | "
+            against = (f"{reference:.1f} | {ours / reference:.2f}" if reference == reference else "— | —")  # not NaN
+            lines.append(f"| {preset} | {model} | {backend} | {ours:.1f} | {against} | "
                          f"{flops / 1e9:.2f} | {achieved:.1f} | {100 * achieved / peak:.0f} |")
     variants = [(backend, variant) for backend in args.backends for variant in VARIANTS[backend][2:]
                 if args.variants is None or variant in args.variants]
@@ -490,16 +513,39 @@ def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
         for backend, variant in variants:
             ratios = []
             for preset, model, config in rows:
-                result = results.get((preset, model, backend, variant, "float32"), {})
-                ours = rate(results, config, preset, model, backend, "ours", "float32")
-                ratios.append(f"{rate(results, config, preset, model, backend, variant, 'float32') / ours:.2f}"
-                              if "median_step" in result else "fails")
+                result = results.get((preset, model, backend, variant, "float32", first), {})
+                ours = rate(results, config, preset, model, backend, "ours", "float32", device=first)
+                other = rate(results, config, preset, model, backend, variant, "float32", device=first)
+                ratios.append(f"{other / ours:.2f}" if "median_step" in result else "fails")
             lines.append(f"| {backend} {variant} | " + " | ".join(ratios) + " |")
+    if len(args.devices) > 1:
+        lines += ["", device_table(args, results, rows)]
     errors = [f"- {' '.join(map(str, name))}: {result['error']}" for name, result in results.items()
               if "error" in result]
     errors += [f"- {backend} peak: {peak['error']}" for backend, peak in peaks.items() if "error" in peak]
     if errors:
         lines += ["", "Failures:", "", *errors]
+    return "\n".join(lines)
+
+
+def device_table(args: argparse.Namespace, results: dict, rows: list) -> str:
+    """Images/s of every ours cell on each device, and each device against the first (the same machine's)."""
+    names = {}
+    for name, result in results.items():
+        names.setdefault(name[-1], set()).add(result.get("device", name[-1]))
+    devices = [f"{device} ({' / '.join(sorted(names.get(device, {device})))})" for device in args.devices]
+    lines = ["Each device against the first, images/s of ours: " + "; ".join(devices) + ".", "",
+             "| preset | model | backend | precision | " + " | ".join(f"{d} img/s" for d in args.devices)
+             + "".join(f" | {d} ÷ {args.devices[0]}" for d in args.devices[1:]) + " |",
+             "|---|---|---|---|" + "---:|" * (2 * len(args.devices) - 1)]
+    for preset, model, config in rows:
+        for backend in args.backends:
+            for precision in args.precisions:
+                rates = [rate(results, config, preset, model, backend, "ours", precision, device=device)
+                         for device in args.devices]
+                lines.append(f"| {preset} | {model} | {backend} | {precision} | "
+                             + " | ".join(f"{value:.1f}" for value in rates)
+                             + "".join(f" | {value / rates[0]:.2f}" for value in rates[1:]) + " |")
     return "\n".join(lines)
 
 

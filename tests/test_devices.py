@@ -6,6 +6,11 @@ Runs are in-process (`<backend>_impl.train.main`) on the `fake` data set with ti
 """
 
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -225,3 +230,15 @@ def test_keras_loss_scaling_takes_the_unscaled_steps():
                                scaled.critic.variables + scaled.generator.variables):
         assert np.array_equal(variable.numpy(), other.numpy()), variable.path
     assert float(scaled.c_optimizer.dynamic_scale) == 2.0**15  # Keras's initial scale, unchanged
+
+
+def test_the_gpu_check_stops_at_once_without_a_gpu():
+    """`make gpu-check` on a machine without CUDA: one line naming what is missing, status 2, nothing written."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHON=sys.executable, GPU_CHECK_OUT=str(root / "runs" / "gpu-check-never-written"))
+    done = subprocess.run([str(root / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("gpu-check: error: torch "), done.stderr
+    assert "sees no CUDA GPU" in done.stderr and "TensorFlow" in done.stderr
+    assert not Path(env["GPU_CHECK_OUT"]).exists()

@@ -287,9 +287,29 @@ def test_throughput_benchmark_smoke():
     assert args.models == ["dcgan"] and args.variants == ["reference"]
     book = benchmark.config_of("dcgan", "book", 128)
     assert benchmark.network_flops(book)[0] == pytest.approx(205.1e6, rel=1e-3)  # hand count of the book's G
-    for backend, model, variant in (("torch", "cgan", "ours"), ("torch", "cgan", "reference"),
-                                    ("keras", "dcgan", "reference")):
+    for backend, model, variant, precision in (("torch", "cgan", "ours", "bfloat16"), ("torch", "cgan", "reference",
+                                               "float32"), ("keras", "dcgan", "reference", "float32")):
         spec = {"backend": backend, "model": model, "preset": "digits", "variant": variant, "max_batch": 8,
-                "steps": 1, "warmup": 1}
+                "steps": 1, "warmup": 1, "precision": precision}
         result = benchmark.cell(spec)
         assert result.get("seconds", 0) > 0, result
+
+
+def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_cpu():
+    """The tables from made-up median steps: Keras ÷ torch per precision, bfloat16 ÷ float32, the variants against
+    ours, the device table; one command writes them between the README's markers."""
+    benchmark = load_script("throughput")
+    args = benchmark.parse_args(["--models", "dcgan", "--presets", "digits", "--devices", "cpu", "cuda",
+                                 "--variants", "contiguous"])
+    assert args.precisions == ["float32", "bfloat16"] and args.rounds == 1
+    assert len(benchmark.cells_of(args)) == 2 * 2 * 2 + 1  # ours: devices x precisions x backends; the variant
+    steps = {("torch", "ours", "float32", "cpu"): 0.5, ("keras", "ours", "float32", "cpu"): 0.4,
+             ("torch", "ours", "bfloat16", "cpu"): 0.25, ("keras", "ours", "bfloat16", "cpu"): 0.2,
+             ("torch", "contiguous", "float32", "cpu"): 0.6}
+    steps |= {(backend, "ours", precision, "cuda"): 0.01 for backend in ("torch", "keras")
+              for precision in ("float32", "bfloat16")}
+    results = {("digits", "dcgan", *name): {"median_step": step, "device": name[-1]} for name, step in steps.items()}
+    text = benchmark.report(args, results, {"torch": {"gflops": 100.0}, "keras": {"gflops": 100.0}})
+    assert "| digits | dcgan | 64 | 128.0 | 160.0 | 1.25 | 256.0 | 320.0 | 1.25 | 2.00 | 2.00 |" in text
+    assert "| torch contiguous | 0.83 |" in text
+    assert "| digits | dcgan | torch | bfloat16 | 256.0 | 6400.0 | 25.00 |" in text
