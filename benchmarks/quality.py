@@ -34,6 +34,7 @@ from specs import quality
 from specs.datasets import get_spec
 from specs.evaluate import generate_images
 from specs.models import conditioned_on, get_config
+from torch_impl.train import OPENMP  # what gan-torch sets before torch loads (imports no framework)
 
 MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("torch", "keras")
 # Generator steps (28 an epoch): DCGAN and CGAN 10 epochs, WGAN-GP 5; about 50 minutes for 3 seeds on 2 idle
@@ -100,6 +101,7 @@ def run_child(args: argparse.Namespace, backend: str, model: str, steps: int, ou
                str(steps), "--seeds", str(args.seeds), "--num", str(args.num), "--out", out, "--precision", precision]
     command += ["--cache-dir", args.cache_dir] if args.cache_dir else []
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    env = OPENMP | env if backend == "torch" else env  # torch's OpenMP threads as gan-torch sets them
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
