@@ -210,7 +210,9 @@ class Trainer(nn.Module):
             sums: dict[str, float] = {}
             progress = tqdm(batches(epoch), f"Epoch {epoch + 1}/{epochs}", steps_per_epoch, disable=not verbose)
             for step, batch in enumerate(progress, start=1):
-                values = {name: float(value) for name, value in mean_over_replicas(self.train_step(batch)).items()}
+                values = mean_over_replicas(self.train_step(batch))
+                values = dict(zip(values, torch.stack([value.detach().double() for value in values.values()]).tolist()))
+                # one read of the step's values (a GPU run waits for its device once a step, not once a value)
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value
                 logs = {name: total / step for name, total in sums.items()}

@@ -59,10 +59,12 @@ class Adam(torch.optim.Adam):
     def step(self, closure=None):
         for group in self.param_groups:
             stepping = [parameter for parameter in group["params"] if parameter.grad is not None]
-            counts = {int(self.state[parameter].get("step", 0)) for parameter in stepping}
+            started = [self.state[parameter]["step"] for parameter in stepping if "step" in self.state[parameter]]
+            counts = set(torch.stack(started).tolist()) if started else set()  # one read, even from a GPU
+            counts |= {0} if len(started) < len(stepping) else set()
             if len(counts) > 1:  # Keras counts steps per optimiser: one t for every variable
                 raise ValueError(f"parameters of one Adam group are at different steps {sorted(counts)}")
-            t = counts.pop() + 1 if counts else 1  # the step about to be taken
+            t = int(counts.pop()) + 1 if counts else 1  # the step about to be taken
             group["eps"] = self.epsilon / math.sqrt(1 - group["betas"][1] ** t)
         try:
             return super().step(closure)
