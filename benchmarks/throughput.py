@@ -28,7 +28,10 @@ kept as a graph, and the double backward through both). Activations, BatchNorm a
 The peak is a 2048x2048 float32 matmul in each framework with its default threads. Batches are random, fixed, in
 [-1, 1]: compute only. The preset's batch size is kept up to --max-batch (WGAN-GP's book batch of 512 runs at 128).
 Images/s are batch size / median step time: on a shared machine one slow step (another process, a page fault)
-moves the mean of a few steps by tens of per cent, the median hardly.
+moves the mean of a few steps by tens of per cent, the median hardly. Images per CPU-second are the batch over the
+process's CPU time per timed step (every thread's): what a step costs, whatever share of the cores other processes
+leave it. On a busy machine that share differs between the frameworks (the scheduler shares the cores per thread,
+and TensorFlow runs more threads than torch), so the two ratios can differ; on an idle one they agree.
 """
 
 from __future__ import annotations
@@ -199,7 +202,7 @@ def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precis
     synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None  # a step ends on the GPU
     for _ in range(warmup):
         step(batch)
-    seconds = []
+    seconds, cpu = [], time.process_time()
     for _ in range(steps):
         synchronize()
         start = time.perf_counter()
@@ -207,7 +210,7 @@ def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precis
         synchronize()
         seconds.append(time.perf_counter() - start)
     return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "threads": torch.get_num_threads(),
-            "device": describe_device(device)}
+            "cpu_step": (time.process_time() - cpu) / steps, "device": describe_device(device)}
 
 
 # ---------------------------------------------------------------------------------------------------- Keras
@@ -306,12 +309,13 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precis
     stamps = []
     clock = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *_, **__: stamps.append(time.perf_counter()),
                                            on_epoch_end=lambda *_, **__: stamps.append(time.perf_counter()))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock], shuffle=False)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
     intra = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
-    return {"seconds": seconds, "median_step": median, "threads": intra, "device": describe_device(device)}
+    return {"seconds": seconds, "median_step": median, "threads": intra, "cpu_step": cpu / steps,
+            "device": describe_device(device)}
 
 
 # ----------------------------------------------------------------------------------------------- Processes
@@ -433,8 +437,9 @@ def run_cells(args: argparse.Namespace) -> dict[tuple, dict]:
             print(f"round {round_ + 1}: {label}: {result}", file=sys.stderr, flush=True)
     for name, runs in rounds.items():
         steps = [run["median_step"] for run in runs if "median_step" in run]
-        results[name] = runs[0] | {"median_step": statistics.median(steps), "rounds": len(steps)} if steps \
-            else runs[0]
+        cpu = [run["cpu_step"] for run in runs if "cpu_step" in run]
+        results[name] = runs[0] | {"median_step": statistics.median(steps), "cpu_step": statistics.median(cpu),
+                                   "rounds": len(steps)} if steps else runs[0]
     return results
 
 
@@ -465,8 +470,16 @@ def write_readme(text: str, path: Path = README) -> None:
 
 
 def rate(results: dict, config, *name, device: str = "cpu") -> float:
+    """Images per second of wall time: the batch over the median step."""
     result = results.get((*name, device), {})
     return config.batch_size / result["median_step"] if "median_step" in result else float("nan")
+
+
+def cpu_rate(results: dict, config, *name, device: str = "cpu") -> float:
+    """Images per second of the process's CPU time (all its threads): the work a step costs, whatever share of the
+    cores other processes leave it; a waiting thread that spins counts as work."""
+    result = results.get((*name, device), {})
+    return config.batch_size / result["cpu_step"] if result.get("cpu_step") else float("nan")
 
 
 def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
@@ -475,22 +488,27 @@ def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
     first = args.devices[0]
     rows = [(preset, model, config_of(model, preset, args.max_batch)) for preset in args.presets
             for model in args.models]
-    lines = ["| preset | model | batch | " + " | ".join(
-        f"torch {p} img/s | Keras {p} img/s | Keras ÷ torch {p}" for p in args.precisions)
-        + "".join(f" | {p} ÷ float32 torch | {p} ÷ float32 Keras" for p in args.precisions if p != "float32")
-        + " |", "|---|---|---:|" + "---:|" * (3 * len(args.precisions) + 2 * (len(args.precisions) - 1))]
+    lines = ["| preset | model | batch | precision | torch img/s | Keras img/s | Keras ÷ torch | torch img per CPU-s "
+             "| Keras img per CPU-s | Keras ÷ torch per CPU-s |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for preset, model, config in rows:
-        cells = []
         for precision in args.precisions:
-            torch_rate, keras_rate = (rate(results, config, preset, model, b, "ours", precision, device=first)
-                                      for b in BACKENDS)
-            cells += [f"{torch_rate:.1f}", f"{keras_rate:.1f}", f"{keras_rate / torch_rate:.2f}"]
-        for precision in [p for p in args.precisions if p != "float32"]:
-            for backend in BACKENDS:
-                ours = (rate(results, config, preset, model, backend, "ours", p, device=first)
-                        for p in (precision, "float32"))
-                cells.append(f"{next(ours) / next(ours):.2f}")
-        lines.append(f"| {preset} | {model} | {config.batch_size} | " + " | ".join(cells) + " |")
+            walls = [rate(results, config, preset, model, b, "ours", precision, device=first) for b in BACKENDS]
+            cpus = [cpu_rate(results, config, preset, model, b, "ours", precision, device=first) for b in BACKENDS]
+            lines.append(f"| {preset} | {model} | {config.batch_size} | {precision} | {walls[0]:.1f} | {walls[1]:.1f} "
+                         f"| {walls[1] / walls[0]:.2f} | {cpus[0]:.1f} | {cpus[1]:.1f} | {cpus[1] / cpus[0]:.2f} |")
+    others = [precision for precision in args.precisions if precision != "float32"]
+    if others and "float32" in args.precisions:
+        lines += ["", "Each precision against float32, images/s (and per CPU-second):", "",
+                  "| preset | model | " + " | ".join(f"{p} ÷ float32 torch | {p} ÷ float32 Keras" for p in others)
+                  + " |", "|---|---|" + "---:|" * (2 * len(others))]
+        for preset, model, config in rows:
+            cells = []
+            for precision in others:
+                for backend in BACKENDS:
+                    wall, cpu = ((function(results, config, preset, model, backend, "ours", p, device=first)
+                                  for p in (precision, "float32")) for function in (rate, cpu_rate))
+                    cells.append(f"{next(wall) / next(wall):.2f} ({next(cpu) / next(cpu):.2f})")
+            lines.append(f"| {preset} | {model} | " + " | ".join(cells) + " |")
     lines += ["", "Ours against the reference loop, and achieved GFLOP/s against the matmul peak (float32):", "",
               "| preset | model | backend | ours img/s | reference img/s | ours ÷ reference | GFLOP per step | GFLOP/s "
               "| % of peak |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]

@@ -308,8 +308,10 @@ def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_
              ("torch", "contiguous", "float32", "cpu"): 0.6}
     steps |= {(backend, "ours", precision, "cuda"): 0.01 for backend in ("torch", "keras")
               for precision in ("float32", "bfloat16")}
-    results = {("digits", "dcgan", *name): {"median_step": step, "device": name[-1]} for name, step in steps.items()}
+    results = {("digits", "dcgan", *name): {"median_step": step, "cpu_step": 2 * step, "device": name[-1]}
+               for name, step in steps.items()}
     text = benchmark.report(args, results, {"torch": {"gflops": 100.0}, "keras": {"gflops": 100.0}})
-    assert "| digits | dcgan | 64 | 128.0 | 160.0 | 1.25 | 256.0 | 320.0 | 1.25 | 2.00 | 2.00 |" in text
+    assert "| digits | dcgan | 64 | float32 | 128.0 | 160.0 | 1.25 | 64.0 | 80.0 | 1.25 |" in text
+    assert "| digits | dcgan | 2.00 (2.00) | 2.00 (2.00) |" in text  # bfloat16 against float32
     assert "| torch contiguous | 0.83 |" in text
     assert "| digits | dcgan | torch | bfloat16 | 256.0 | 6400.0 | 25.00 |" in text
