@@ -169,6 +169,10 @@ def test_float16_scales_the_loss_and_a_run_resumes_in_another_precision(backend,
     else:
         scale = float(state["arrays"]["optimizers/c_optimizer/dynamic_scale"])
     assert 1 <= scale <= 2.0**16  # started at 2^16, halved at each non-finite step
+    other = "keras" if backend == "torch" else "torch"  # gan-parity convert carries it (the loss scale stays behind)
+    converted = tmp_path / "converted" / CHECKPOINTS[other].CHECKPOINT
+    assert parity_main.main(["convert", str(run), "--to", other, "--out", str(converted)]) == 0
+    assert CHECKPOINTS[other].load_checkpoint(converted)["meta"]["precision"] == "float16"
     assert train(backend, "wgan_gp", run, "--precision", "bfloat16", "--resume", *ONE_EPOCH, epochs=2) == 0
     losses = last_losses(run)
     assert losses["epoch"] == 2 and all(np.isfinite(value) for value in losses.values()), losses
