@@ -1,36 +1,37 @@
-"""Train-step throughput of our trainers against plain reference loops, GFLOP/s against the matmul peak, and the
-accelerations each framework offers: every model, torch and Keras on each of its three backends, the book (64x64)
-and digits (32x32) presets, and the published models' presets (pytorch-examples, pytorch-gan-mlp, face32, svhn-tf1,
-celeba-keras).
+"""Train-step throughput of every model in both backends, float32 and bfloat16: torch against Keras, our trainers
+against plain reference loops, GFLOP/s against the matmul peak, and what each acceleration or remedy is worth.
 
-Usage: python benchmarks/throughput.py [--models ...] [--presets book digits face32 ...]
-                                       [--backends torch keras keras-jax keras-torch]
-                                       [--variants ...] [--steps N] [--warmup 2] [--max-batch 128]
-Backends: torch (torch_impl), keras (keras_impl on TensorFlow), keras-jax and keras-torch (keras_impl on Keras's
-JAX and PyTorch backends: KERAS_BACKEND is set in the cell's process).
+Usage: python benchmarks/throughput.py [--models ...] [--presets book digits] [--backends torch keras]
+                                       [--precisions float32 bfloat16] [--variants ...] [--rounds N] [--steps N]
+                                       [--warmup 2] [--max-batch 128] [--readme]
+`python benchmarks/throughput.py --readme` writes the README's Speed tables (between its throughput markers).
 Cells (each in its own process, so thread settings, compile caches and thread pools never mix):
-- ours: torch `trainer.train_step(batch)`; Keras `trainer.fit` on a repeated batch: a tf.data batch on TensorFlow
-  (a tf.function), a repeated numpy batch on JAX (fit jit-compiles the stateless step with XLA, Keras's default
-  there) and on PyTorch (eager, Keras's default there).
+- ours: torch `trainer.train_step(batch)` on a channels-last batch; Keras `trainer.fit` on a repeated tf.data batch
+  (the compiled path); in each precision asked for (trainers built as the command lines build them, with
+  `--precision`). torch cells run with the OpenMP setting gan-torch makes (torch_impl/train.py: OMP_WAIT_POLICY).
 - reference: the same networks in a plain loop written here: for torch the pytorch/examples DCGAN loop
   (`zero_grad`, `loss.backward()`, `optimizer.step()`; WGAN-GP/CGAN with the usual `autograd.grad(create_graph=True)`
-  penalty), for Keras a keras.io-style `keras.Model` whose `train_step` uses GradientTapes (its DCGAN and WGAN-GP
-  examples). ours/reference >= 1 means our trainers cost nothing over the textbook loop.
-- accelerations, each as a ratio against `ours` of the same run: torch `torch.compile` (both DCGAN networks; of
-  WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
-  penalty needs), channels-last memory format, 1 thread instead of the default; Keras on TensorFlow
-  `jit_compile=True` (XLA), 1 intra-op thread. The Keras JAX and PyTorch backends run `ours` only (the reference
-  loop is TensorFlow's GradientTape code).
-GFLOP per step is counted from the layer shapes (`step_flops`; the published networks' by forward hooks on their
-torch layers, `published_flops`): 2 x multiply-adds of every conv, convT and Linear; a pass
+  penalty; contiguous NCHW, torch's default Adam), for Keras a keras.io-style `keras.Model` whose `train_step` uses
+  GradientTapes (its DCGAN and WGAN-GP examples). ours/reference >= 1 means our trainers cost nothing over it.
+- variants, each as a ratio against `ours` of the same run (float32): torch `torch.compile` (both DCGAN networks;
+  of WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
+  penalty needs), and each CPU remedy of ours undone: `contiguous` (kernels and batches NCHW-contiguous instead of
+  channels-last), `bernoulli_dropout` (nn.Dropout's own mask), `unfused_adam` (torch's for-loop Adam), `omp_spin`
+  (OpenMP threads spin while they wait: libgomp's default), and `threads=1`; Keras `jit_compile=True` (XLA),
+  1 intra-op thread.
+`--rounds N` runs the `ours` cells N times, round after round (torch and Keras of one model next to each other in
+every round), and reports the median of their N median steps: on a shared machine the load drifts over minutes.
+GFLOP per step is counted from the layer shapes (`step_flops`): 2 x multiply-adds of every conv and convT; a pass
 whose weights are differentiated counts 3 x its forward (forward, input and weight gradients), one differentiated
 only to reach the generator 2 x, one without gradient 1 x, and the gradient penalty 6 x (forward, input gradient
 kept as a graph, and the double backward through both). Activations, BatchNorm and Adam are left out.
-The peak is a 2048x2048 float32 matmul in each framework with its default threads (keras-jax: JAX's, keras-torch:
-torch's). Batches are random, fixed, in
+The peak is a 2048x2048 float32 matmul in each framework with its default threads. Batches are random, fixed, in
 [-1, 1]: compute only. The preset's batch size is kept up to --max-batch (WGAN-GP's book batch of 512 runs at 128).
 Images/s are batch size / median step time: on a shared machine one slow step (another process, a page fault)
-moves the mean of a few steps by tens of per cent, the median hardly.
+moves the mean of a few steps by tens of per cent, the median hardly. Images per CPU-second are the batch over the
+process's CPU time per timed step (every thread's): what a step costs, whatever share of the cores other processes
+leave it. On a busy machine that share differs between the frameworks (the scheduler shares the cores per thread,
+and TensorFlow runs more threads than torch), so the two ratios can differ; on an idle one they agree.
 """
 
 from __future__ import annotations
@@ -38,22 +39,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from specs.models import PRESETS as MODEL_PRESETS
 from specs.models import get_config
+from torch_impl.train import OPENMP  # what gan-torch sets before torch loads (imports no framework)
 
-MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan", "published"), ("torch", "keras", "keras-jax", "keras-torch")
-PRESETS = ("book", "digits", *MODEL_PRESETS["published"])
-VARIANTS = {"torch": ("ours", "reference", "compile", "channels_last", "threads=1"),
-            "keras": ("ours", "reference", "xla", "threads=1"), "keras-jax": ("ours",), "keras-torch": ("ours",)}
-KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}  # KERAS_BACKEND of each
+MODELS, PRESETS, BACKENDS = ("dcgan", "wgan_gp", "cgan"), ("book", "digits"), ("torch", "keras")
+PRECISIONS = ("float32", "bfloat16", "float16")
+VARIANTS = {"torch": ("ours", "reference", "compile", "contiguous", "bernoulli_dropout", "unfused_adam", "omp_spin",
+                      "threads=1"),
+            "keras": ("ours", "reference", "xla", "threads=1")}
 TARGET_GFLOP = 150  # default timed steps: about this much work per cell (a few seconds on 2 cores)
+README = Path(__file__).resolve().parents[1] / "README.md"
+MARKERS = ("<!-- throughput:begin -->", "<!-- throughput:end -->")
+TITLES = {"dcgan": "DCGAN", "wgan_gp": "WGAN-GP", "cgan": "CGAN"}
 
 # ------------------------------------------------------------------------------------------------ The work
 
@@ -76,39 +82,10 @@ def network_flops(config) -> tuple[float, float]:
     return generator, critic + 2 * inputs * 16  # the last conv: 4x4 -> 1x1, one output
 
 
-def published_flops(config) -> tuple[float, float]:
-    """Forward FLOPs per image of a published model's generator and discriminator: 2 x the multiply-adds of every
-    conv, transposed conv and Linear, counted by forward hooks on the torch networks (torch is imported here)."""
-    import torch
-
-    from torch_impl.published import NETWORKS
-
-    totals = []
-    for network in (build(config) for build in NETWORKS[config.architecture]):
-        count = [0.0]
-
-        def hook(module, args, output, count=count):
-            if isinstance(module, torch.nn.Linear):
-                count[0] += 2 * module.in_features * module.out_features
-            elif isinstance(module, torch.nn.Conv2d):  # every output pixel reads k * k * in taps
-                count[0] += 2 * output[0].numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1]
-            elif isinstance(module, torch.nn.ConvTranspose2d):  # every input pixel meets k * k * out taps
-                count[0] += 2 * args[0][0].numel() * module.out_channels * module.kernel_size[0] * module.kernel_size[1]
-
-        for module in network.modules():
-            module.register_forward_hook(hook)
-        size = config.image_size
-        example = torch.zeros(1, config.latent_dim) if not totals else torch.zeros(1, config.channels, size, size)
-        with torch.no_grad():
-            network.eval()(example)
-        totals.append(count[0])
-    return totals[0], totals[1]
-
-
 def step_flops(model: str, config) -> float:
     """FLOPs of one train step of our trainers (see the module docstring for the counting)."""
-    g, d = published_flops(config) if model == "published" else network_flops(config)
-    if model in ("dcgan", "published"):  # D on real and fake (3 + 3); G's step: D differentiated to reach G (2), G (3)
+    g, d = network_flops(config)
+    if model == "dcgan":  # D on real and fake (3 + 3); G's step: D differentiated to reach G (2), G (3)
         return config.batch_size * (3 * g + (7 if config.update_order == "simultaneous" else 8) * d)  # 7: shared pass
     critic_step = g + 3 * d + 3 * d + 6 * d  # G without gradient; C on real, on fake; the gradient penalty
     return config.batch_size * (config.critic_steps * critic_step + 3 * g + 2 * d)
@@ -132,11 +109,9 @@ def torch_reference(model: str, config):
     import torch
 
     from torch_impl.dcgan import Discriminator, Generator
-    from torch_impl.published import NETWORKS
     from torch_impl.wgan_gp import Critic
 
-    networks = NETWORKS[config.architecture] if model == "published" else (Generator, Discriminator)
-    G, D = networks[0](config), (networks[1] if model in ("dcgan", "published") else Critic)(config)
+    G, D = Generator(config), (Discriminator if model == "dcgan" else Critic)(config)
     opt_g, opt_d = (torch.optim.Adam(net.parameters(), config.learning_rate, (config.beta_1, config.beta_2))
                     for net in (G, D))
     bce = torch.nn.BCEWithLogitsLoss()
@@ -150,7 +125,7 @@ def torch_reference(model: str, config):
     def step(batch):
         real, y = batch if isinstance(batch, tuple) else (batch, None)
         b = real.shape[0]
-        if model in ("dcgan", "published"):
+        if model == "dcgan":
             D.zero_grad()
             bce(D(real), torch.ones(b, 1)).backward()
             fake = G(torch.randn(b, config.latent_dim))
@@ -175,38 +150,67 @@ def torch_reference(model: str, config):
     return step
 
 
-def torch_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
+def undo_remedy(trainer, variant: str) -> None:
+    """Undo one of the CPU remedies of torch_impl in a built trainer (the variants of the accelerations table)."""
+    import torch
+    from torch import nn
+
+    from torch_impl.loop import Dropout
+
+    if variant == "contiguous":
+        trainer.to(memory_format=torch.contiguous_format)
+    if variant == "bernoulli_dropout":
+        for parent in list(trainer.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, Dropout):
+                    setattr(parent, name, nn.Dropout(child.p))
+    if variant == "unfused_adam":
+        for optimizer in (value for value in vars(trainer).values() if isinstance(value, torch.optim.Optimizer)):
+            for group in optimizer.param_groups:
+                group["fused"] = False
+            optimizer._step_supports_amp_scaling = False
+
+
+def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32",
+               device: str = "cpu") -> dict:
     import torch
 
+    from torch_impl.devices import describe_device, select_device
     from torch_impl.trainers import build_trainer
 
     if variant == "threads=1":
         torch.set_num_threads(1)
+    device = select_device(device)
     torch.manual_seed(0)
     batch = example_batch(config, channels_first=True)
-    batch = tuple(map(torch.from_numpy, batch)) if isinstance(batch, tuple) else torch.from_numpy(batch)
+    batch = tuple(torch.from_numpy(part).to(device) for part in batch) if isinstance(batch, tuple) \
+        else torch.from_numpy(batch).to(device)
     if variant == "reference":
         step = torch_reference(model, config)
     else:
-        trainer = build_trainer(model, config, seed=0)
+        trainer = build_trainer(model, config, seed=0, device=device, precision=precision)
         trainer.train()
         if variant == "compile":  # not a critic with a penalty: compiled graphs have no double backward
-            for name in ("generator", "discriminator") if model in ("dcgan", "published") else ("generator",):
+            for name in ("generator", "discriminator") if model == "dcgan" else ("generator",):
                 setattr(trainer, name, torch.compile(getattr(trainer, name)))
-        if variant == "channels_last":
-            trainer.to(memory_format=torch.channels_last)
+        undo_remedy(trainer, variant)
+        if variant != "contiguous":  # the loader's channels-last batches (torch_impl/data.py)
             images = batch[0] if isinstance(batch, tuple) else batch
             images = images.contiguous(memory_format=torch.channels_last)
             batch = (images, batch[1]) if isinstance(batch, tuple) else images
         step = trainer.train_step
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None  # a step ends on the GPU
     for _ in range(warmup):
         step(batch)
-    seconds = []
+    seconds, cpu = [], time.process_time()
     for _ in range(steps):
+        synchronize()
         start = time.perf_counter()
         step(batch)
+        synchronize()
         seconds.append(time.perf_counter() - start)
-    return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "threads": torch.get_num_threads()}
+    return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "threads": torch.get_num_threads(),
+            "cpu_step": (time.process_time() - cpu) / steps, "device": describe_device(device)}
 
 
 # ---------------------------------------------------------------------------------------------------- Keras
@@ -219,10 +223,7 @@ def keras_reference(model: str, config):
     from keras import ops
 
     from keras_impl.dcgan import Discriminator, Generator
-    from keras_impl.published import NETWORKS
     from keras_impl.wgan_gp import Critic
-
-    networks = NETWORKS[config.architecture] if model == "published" else (Generator, Discriminator)
 
     def g_in(z, y):
         return z if y is None else ops.concatenate([z, y], 1)
@@ -235,8 +236,8 @@ def keras_reference(model: str, config):
     class Reference(keras.Model):
         def __init__(self):
             super().__init__()
-            self.generator = networks[0](config)
-            self.discriminator = (networks[1] if model in ("dcgan", "published") else Critic)(config)
+            self.generator = Generator(config)
+            self.discriminator = (Discriminator if model == "dcgan" else Critic)(config)
             self.seed_generator = keras.random.SeedGenerator(0)
 
         def compile(self, **kwargs):
@@ -251,7 +252,7 @@ def keras_reference(model: str, config):
         def train_step(self, data):
             real, y = data if isinstance(data, tuple) else (data, None)
             b, G, D = ops.shape(real)[0], self.generator, self.discriminator
-            if model in ("dcgan", "published"):
+            if model == "dcgan":
                 fake = G(keras.random.normal((b, config.latent_dim), seed=self.seed_generator), training=True)
                 labels = ops.concatenate([ops.ones((b, 1)), ops.zeros((b, 1))])
                 with tf.GradientTape() as tape:
@@ -284,21 +285,15 @@ def keras_reference(model: str, config):
     return Reference()
 
 
-def repeated(batch):
-    """The same batch forever, as fit takes it on JAX and PyTorch (a generator: no TensorFlow)."""
-    while True:
-        yield batch
-
-
-def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dict:
+def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precision: str = "float32",
+               device: str = "cpu") -> dict:
     import keras
+    import tensorflow as tf
 
+    from keras_impl.devices import describe_device, select_device
     from keras_impl.trainers import build_trainer
 
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
+    device = select_device(device)  # before TensorFlow sets up its devices
     if variant == "threads=1":
         tf.config.threading.set_intra_op_parallelism_threads(1)
     keras.utils.set_random_seed(0)
@@ -306,27 +301,21 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
         trainer = keras_reference(model, config)
         trainer.compile()
     else:
-        trainer = build_trainer(model, config, seed=0)
-    batch = example_batch(config, channels_first=False)
-    if backend == "tensorflow":
-        trainer.jit_compile = variant == "xla"  # fit's XLA switch (compile's jit_compile sets the same attribute)
-        dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    else:  # Keras's own default: XLA on JAX, eager on PyTorch
-        dataset = repeated(batch if isinstance(batch, tuple) else (batch,))
+        trainer = build_trainer(model, config, seed=0, precision=precision)
+    trainer.jit_compile = variant == "xla"  # fit's XLA switch (compile's jit_compile sets the same attribute)
+    dataset = tf.data.Dataset.from_tensors(example_batch(config, channels_first=False)).repeat()
     if warmup:
         trainer.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)  # traces, compiles
     stamps = []
-    # A step's logs are read before the next stamp: JAX dispatches asynchronously, so without it a stamp would time
-    # the dispatch, not the step (the same read on TensorFlow and PyTorch, whose logs are ready).
     clock = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *_, **__: stamps.append(time.perf_counter()),
-                                           on_train_batch_end=lambda _, logs: [float(v) for v in logs.values()],
                                            on_epoch_end=lambda *_, **__: stamps.append(time.perf_counter()))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock], shuffle=False)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
-    intra = (tf.config.threading.get_intra_op_parallelism_threads() or "auto") if backend == "tensorflow" else "auto"
-    return {"seconds": seconds, "median_step": median, "threads": intra, "jit_compile": trainer.jit_compile}
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or "auto"
+    return {"seconds": seconds, "median_step": median, "threads": intra, "cpu_step": cpu / steps,
+            "device": describe_device(device)}
 
 
 # ----------------------------------------------------------------------------------------------- Processes
@@ -334,16 +323,11 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int) -> dic
 
 def matmul_peak(backend: str, n: int = 2048, repeats: int = 5) -> float:
     """GFLOP/s of an n x n float32 matmul, the best of `repeats`, default threads."""
-    if backend in ("torch", "keras-torch"):
+    if backend == "torch":
         import torch
 
         a, b = torch.randn(n, n), torch.randn(n, n)
         run = lambda: a @ b  # noqa: E731
-    elif backend == "keras-jax":
-        import jax
-
-        a, b = jax.random.normal(jax.random.key(0), (n, n)), jax.random.normal(jax.random.key(1), (n, n))
-        run = lambda: (a @ b).block_until_ready()  # noqa: E731
     else:
         import tensorflow as tf
 
@@ -365,15 +349,17 @@ def cell(spec: dict) -> dict:
             return {"gflops": matmul_peak(spec["backend"])}
         config = config_of(spec["model"], spec["preset"], spec["max_batch"])
         run = torch_cell if spec["backend"] == "torch" else keras_cell
-        return run(spec["model"], config, spec["variant"], spec["steps"], spec["warmup"])
+        return run(spec["model"], config, spec["variant"], spec["steps"], spec["warmup"],
+                   spec.get("precision", "float32"), spec.get("device", "cpu"))
     except Exception as error:  # a variant the framework cannot run here (e.g. compile with a double backward)
         return {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:150] if str(error) else ''}"}
 
 
 def run_child(spec: dict) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
-    if spec["backend"] in KERAS_BACKENDS:
-        env["KERAS_BACKEND"] = KERAS_BACKENDS[spec["backend"]]
+    if spec["backend"] == "torch":  # as gan-torch sets it before torch loads; omp_spin: libgomp's default
+        env = {key: value for key, value in env.items() if key not in OPENMP} if spec["variant"] == "omp_spin" \
+            else OPENMP | env
     done = subprocess.run([sys.executable, os.path.abspath(__file__), "--cell", json.dumps(spec)],
                           capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -389,23 +375,72 @@ def default_steps(model: str, config) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS),
-                        help="each model runs the presets it has (book, digits; the published model's own)")
+    parser.add_argument("--presets", nargs="+", choices=PRESETS, default=list(PRESETS))
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
-    parser.add_argument("--variants", nargs="+", default=None, help="subset of: " + ", ".join(
-        dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; ours is always run)")
-    parser.add_argument("--json", default=None, help="also write every cell's result to this JSON file")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["float32", "bfloat16"],
+                        help="precisions of the ours cells (default float32 bfloat16; the variants run float32)")
+    parser.add_argument("--variants", nargs="*", default=None, help="subset of: " + ", ".join(
+        dict.fromkeys(VARIANTS["torch"] + VARIANTS["keras"])) + " (default all; none without a word; ours is always "
+        "run)")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], help="devices of the ours cells (--device words: "
+                        "cpu, cuda, ...; default cpu); the reference and the variants run on the first")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every ours cell, round after round; each "
+                        "reports the median of its medians (default 1)")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps (default: ~{TARGET_GFLOP} GFLOP)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens there)")
     parser.add_argument("--max-batch", type=int, default=128, help="cap on the preset's batch size (default 128)")
+    parser.add_argument("--readme", action="store_true", help="also write the tables into README.md")
     parser.add_argument("--cell", default=None, help=argparse.SUPPRESS)  # set in the child processes
     args = parser.parse_args(argv)
     known = set(VARIANTS["torch"] + VARIANTS["keras"])
     if args.variants is not None and not set(args.variants) <= known:
         parser.error(f"unknown variant(s) {sorted(set(args.variants) - known)}; known: {sorted(known)}")
-    if (args.steps is not None and args.steps < 1) or args.warmup < 0 or args.max_batch < 1:
-        parser.error("--steps and --max-batch must be at least 1, --warmup at least 0")
+    if (args.steps is not None and args.steps < 1) or args.warmup < 0 or args.max_batch < 1 or args.rounds < 1:
+        parser.error("--steps, --rounds and --max-batch must be at least 1, --warmup at least 0")
     return args
+
+
+def cells_of(args: argparse.Namespace) -> list[dict]:
+    """Every cell to run, one model after the other: its ours cells (each device and precision, torch then Keras),
+    then its reference and variant cells (float32, on the first device)."""
+    cells = []
+    for preset in args.presets:
+        for model in args.models:
+            config = config_of(model, preset, args.max_batch)
+            base = {"model": model, "preset": preset, "max_batch": args.max_batch, "warmup": args.warmup,
+                    "steps": args.steps or default_steps(model, config)}
+            for device in args.devices:
+                for precision in args.precisions:
+                    cells += [base | {"backend": backend, "variant": "ours", "precision": precision,
+                                      "device": device} for backend in args.backends]
+            for backend in args.backends:
+                cells += [base | {"backend": backend, "variant": variant, "precision": "float32",
+                                  "device": args.devices[0]}
+                          for variant in VARIANTS[backend][1:] if args.variants is None or variant in args.variants]
+    return cells
+
+
+def key(cell: dict) -> tuple:
+    return cell["preset"], cell["model"], cell["backend"], cell["variant"], cell["precision"], cell["device"]
+
+
+def run_cells(args: argparse.Namespace) -> dict[tuple, dict]:
+    """{key: result}: the ours cells `--rounds` times (the median of their median steps), the others once."""
+    cells, results, rounds = cells_of(args), {}, {}
+    for round_ in range(args.rounds):
+        for cell in cells:
+            if round_ and cell["variant"] != "ours":
+                continue
+            result = run_child(cell)
+            rounds.setdefault(key(cell), []).append(result)
+            label = " ".join(str(part) for part in key(cell))
+            print(f"round {round_ + 1}: {label}: {result}", file=sys.stderr, flush=True)
+    for name, runs in rounds.items():
+        steps = [run["median_step"] for run in runs if "median_step" in run]
+        cpu = [run["cpu_step"] for run in runs if "cpu_step" in run]
+        results[name] = runs[0] | {"median_step": statistics.median(steps), "cpu_step": statistics.median(cpu),
+                                   "rounds": len(steps)} if steps else runs[0]
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -413,74 +448,122 @@ def main(argv: list[str] | None = None) -> None:
     if args.cell:
         return print(json.dumps(cell(json.loads(args.cell))), flush=True)
     load = os.getloadavg()[0]
+    start = time.perf_counter()
     peaks = {backend: run_child({"backend": backend, "variant": "peak"}) for backend in args.backends}
-    rows = []
-    for preset in args.presets:
-        for model in [model for model in args.models if preset in MODEL_PRESETS[model]]:
-            config = config_of(model, preset, args.max_batch)
-            steps = args.steps or default_steps(model, config)
-            flops = step_flops(model, config)
-            for backend in args.backends:
-                variants = [v for v in VARIANTS[backend] if v == "ours" or args.variants is None or v in args.variants]
-                base = {"backend": backend, "model": model, "preset": preset, "max_batch": args.max_batch,
-                        "steps": steps, "warmup": args.warmup}
-                results = {variant: run_child(base | {"variant": variant}) for variant in variants}
-                print(f"{preset} {model} {backend}: {results}", file=sys.stderr, flush=True)
-                rows.append((preset, model, config, backend, steps, flops, results))
-    print(f"command: python benchmarks/throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print(f"1-minute load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
-    report(rows, peaks)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"peaks": peaks, "rows": [[preset, model, backend, steps, flops, results] for preset, model, _,
-                                                backend, steps, flops, results in rows]}, handle, indent=1)
+    results = run_cells(args)
+    words = " ".join(argv if argv is not None else sys.argv[1:])
+    header = (f"`python benchmarks/throughput.py {words}`".replace(" `", "`") + f": {platform.machine()}, "
+              f"{os.cpu_count()} CPUs, 1-minute load average {load:.1f} before and {os.getloadavg()[0]:.1f} after "
+              f"({(time.perf_counter() - start) / 60:.0f} min); matmul peak (2048^2 float32): "
+              + ", ".join(f"{b} {p.get('gflops', float('nan')):.0f} GFLOP/s" for b, p in peaks.items()) + ".")
+    text = header + "\n\n" + report(args, results, peaks)
+    print(text)
+    if args.readme:
+        write_readme(text)
 
 
-def report(rows: list[tuple], peaks: dict) -> None:
-    """The tables: one row per (preset, model, backend), then the accelerations, then what failed."""
-    print("matmul peak (2048^2 float32): "
-          + ", ".join(f"{b} {p.get('gflops', float('nan')):.1f} GFLOP/s" for b, p in peaks.items()) + "\n")
-    print("| preset | model | batch | backend | steps | ours img/s | reference img/s | ours / reference "
-          "| GFLOP per step | GFLOP/s | % of peak |")
-    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    extras, errors = [], []
-    for preset, model, config, backend, steps, flops, results in rows:
-        rate = {v: config.batch_size / r["median_step"] for v, r in results.items() if "median_step" in r}
-        errors += [f"{preset} {model} {backend} {v}: {r['error']}" for v, r in results.items() if "error" in r]
-        ours, reference = rate.get("ours", float("nan")), rate.get("reference", float("nan"))
-        achieved = flops * ours / config.batch_size / 1e9
-        peak = peaks[backend].get("gflops", float("nan"))
-        print(f"| {preset} | {model} | {config.batch_size} | {backend} | {steps} | {ours:.1f} | {reference:.1f} | "
-              f"{ours / reference:.2f} | {flops / 1e9:.2f} | {achieved:.1f} | {100 * achieved / peak:.0f} |")
-        for variant in [v for v in results if v not in ("ours", "reference")]:
-            ratio = f"{rate[variant] / ours:.2f}" if variant in rate else "fails"
-            extras.append(f"| {preset} | {model} | {backend} | {variant} | {ratio} |")
-    if extras:
-        print("\naccelerations: images/s against ours of the same run (> 1 is faster)\n")
-        print("| preset | model | backend | variant | ratio |\n|---|---|---|---|---:|\n" + "\n".join(extras))
-    fastest = fastest_table(rows)
-    if fastest:
-        print("\nfastest backend per model (ours, images/s; ratio to the fastest)\n\n" + fastest)
+def write_readme(text: str, path: Path = README) -> None:
+    """Replace what lies between the throughput marker comments of README.md with `text`."""
+    content = path.read_text()
+    begin, end = content.index(MARKERS[0]) + len(MARKERS[0]), content.index(MARKERS[1])
+    path.write_text(content[:begin] + "\n" + text + "\n" + content[end:])
+
+
+def rate(results: dict, config, *name, device: str = "cpu") -> float:
+    """Images per second of wall time: the batch over the median step."""
+    result = results.get((*name, device), {})
+    return config.batch_size / result["median_step"] if "median_step" in result else float("nan")
+
+
+def cpu_rate(results: dict, config, *name, device: str = "cpu") -> float:
+    """Images per second of the process's CPU time (all its threads): the work a step costs, whatever share of the
+    cores other processes leave it; a waiting thread that spins counts as work."""
+    result = results.get((*name, device), {})
+    return config.batch_size / result["cpu_step"] if result.get("cpu_step") else float("nan")
+
+
+def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
+    """The tables: torch against Keras per precision, ours against the reference with GFLOP/s, the variants (on
+    the first device), and with several devices each ours cell on each device."""
+    first = args.devices[0]
+    rows = [(preset, model, config_of(model, preset, args.max_batch)) for preset in args.presets
+            for model in args.models]
+    lines = ["| preset | model | batch | precision | torch img/s | Keras img/s | Keras ÷ torch | torch img per CPU-s "
+             "| Keras img per CPU-s | Keras ÷ torch per CPU-s |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for preset, model, config in rows:
+        for precision in args.precisions:
+            walls = [rate(results, config, preset, model, b, "ours", precision, device=first) for b in BACKENDS]
+            cpus = [cpu_rate(results, config, preset, model, b, "ours", precision, device=first) for b in BACKENDS]
+            lines.append(f"| {preset} | {model} | {config.batch_size} | {precision} | {walls[0]:.1f} | {walls[1]:.1f} "
+                         f"| {walls[1] / walls[0]:.2f} | {cpus[0]:.1f} | {cpus[1]:.1f} | {cpus[1] / cpus[0]:.2f} |")
+    others = [precision for precision in args.precisions if precision != "float32"]
+    if others and "float32" in args.precisions:
+        lines += ["", "Each precision against float32, images/s (and per CPU-second):", "",
+                  "| preset | model | " + " | ".join(f"{p} ÷ float32 torch | {p} ÷ float32 Keras" for p in others)
+                  + " |", "|---|---|" + "---:|" * (2 * len(others))]
+        for preset, model, config in rows:
+            cells = []
+            for precision in others:
+                for backend in BACKENDS:
+                    wall, cpu = ((function(results, config, preset, model, backend, "ours", p, device=first)
+                                  for p in (precision, "float32")) for function in (rate, cpu_rate))
+                    cells.append(f"{next(wall) / next(wall):.2f} ({next(cpu) / next(cpu):.2f})")
+            lines.append(f"| {preset} | {model} | " + " | ".join(cells) + " |")
+    lines += ["", "Ours against the reference loop, and achieved GFLOP/s against the matmul peak (float32):", "",
+              "| preset | model | backend | ours img/s | reference img/s | ours ÷ reference | GFLOP per step | GFLOP/s "
+              "| % of peak |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for preset, model, config in rows:
+        flops = step_flops(model, config)
+        for backend in args.backends:
+            ours = rate(results, config, preset, model, backend, "ours", "float32", device=first)
+            reference = rate(results, config, preset, model, backend, "reference", "float32", device=first)
+            achieved = flops * ours / config.batch_size / 1e9
+            peak = peaks.get(backend, {}).get("gflops", float("nan"))
+            against = (f"{reference:.1f} | {ours / reference:.2f}" if reference == reference else "— | —")  # not NaN
+            lines.append(f"| {preset} | {model} | {backend} | {ours:.1f} | {against} | "
+                         f"{flops / 1e9:.2f} | {achieved:.1f} | {100 * achieved / peak:.0f} |")
+    variants = [(backend, variant) for backend in args.backends for variant in VARIANTS[backend][2:]
+                if args.variants is None or variant in args.variants]
+    if variants:
+        lines += ["", "Variants, each as images/s against ours of the same run (float32; > 1 is faster):", "",
+                  "| variant | " + " | ".join(f"{preset} {TITLES[model]}" for preset, model, _ in rows) + " |",
+                  "|---|" + "---:|" * len(rows)]
+        for backend, variant in variants:
+            ratios = []
+            for preset, model, config in rows:
+                result = results.get((preset, model, backend, variant, "float32", first), {})
+                ours = rate(results, config, preset, model, backend, "ours", "float32", device=first)
+                other = rate(results, config, preset, model, backend, variant, "float32", device=first)
+                ratios.append(f"{other / ours:.2f}" if "median_step" in result else "fails")
+            lines.append(f"| {backend} {variant} | " + " | ".join(ratios) + " |")
+    if len(args.devices) > 1:
+        lines += ["", device_table(args, results, rows)]
+    errors = [f"- {' '.join(map(str, name))}: {result['error']}" for name, result in results.items()
+              if "error" in result]
+    errors += [f"- {backend} peak: {peak['error']}" for backend, peak in peaks.items() if "error" in peak]
     if errors:
-        print("\nfailures:\n" + "\n".join(f"- {error}" for error in errors))
-    for backend, peak in peaks.items():
-        if "error" in peak:
-            print(f"- {backend} peak: {peak['error']}")
+        lines += ["", "Failures:", "", *errors]
+    return "\n".join(lines)
 
-def fastest_table(rows: list[tuple]) -> str:
-    """Per preset and model, `ours` of every backend of the run as images/s and as a ratio to the fastest."""
-    cells: dict[tuple, dict[str, float]] = {}
-    for preset, model, config, backend, _, _, results in rows:
-        if "median_step" in results.get("ours", {}):
-            cells.setdefault((preset, model), {})[backend] = config.batch_size / results["ours"]["median_step"]
-    backends = list(dict.fromkeys(backend for *_, backend, _, _, _ in rows))
-    if len(backends) < 2 or not cells:
-        return ""
-    lines = [f"| preset | model | {' | '.join(backends)} | fastest |", "|---|---|" + "---:|" * len(backends) + "---|"]
-    for (preset, model), rates in cells.items():
-        best = max(rates, key=rates.get)
-        shown = [f"{rates[b]:.1f} ({rates[b] / rates[best]:.2f})" if b in rates else "—" for b in backends]
-        lines.append(f"| {preset} | {model} | {' | '.join(shown)} | {best} |")
+
+def device_table(args: argparse.Namespace, results: dict, rows: list) -> str:
+    """Images/s of every ours cell on each device, and each device against the first (the same machine's)."""
+    names = {}
+    for name, result in results.items():
+        names.setdefault(name[-1], set()).add(result.get("device", name[-1]))
+    devices = [f"{device} ({' / '.join(sorted(names.get(device, {device})))})" for device in args.devices]
+    lines = ["Each device against the first, images/s of ours: " + "; ".join(devices) + ".", "",
+             "| preset | model | backend | precision | " + " | ".join(f"{d} img/s" for d in args.devices)
+             + "".join(f" | {d} ÷ {args.devices[0]}" for d in args.devices[1:]) + " |",
+             "|---|---|---|---|" + "---:|" * (2 * len(args.devices) - 1)]
+    for preset, model, config in rows:
+        for backend in args.backends:
+            for precision in args.precisions:
+                rates = [rate(results, config, preset, model, backend, "ours", precision, device=device)
+                         for device in args.devices]
+                lines.append(f"| {preset} | {model} | {backend} | {precision} | "
+                             + " | ".join(f"{value:.1f}" for value in rates)
+                             + "".join(f" | {value / rates[0]:.2f}" for value in rates[1:]) + " |")
     return "\n".join(lines)
 
 

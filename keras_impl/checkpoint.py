@@ -5,7 +5,9 @@ What a run folder holds, written by `save_run` after every epoch (each file atom
                     (`networks/generator/conv1/kernel`, `networks/discriminator/drop2/seed_generator_state`,
                     `networks/seed_generator/seed_generator_state`, `optimizers/d_optimizer/iteration`,
                     `optimizers/d_optimizer/discriminator_conv1_kernel_momentum`, ...) and the run's meta as JSON;
-                    `--resume`, `sample`, `eval`, `export` and `gan-parity convert` read it
+                    `--resume`, `sample`, `eval`, `export` and `gan-parity convert` read it; float32 in every
+                    precision (mixed policies keep float32 variables); under mixed_float16 each optimiser also has
+                    its loss scale (`.../dynamic_scale`, `.../step_counter`), optional when resuming
   generator.weights.h5       each network's weights in Keras's own format (`network.save_weights`), which
   discriminator.weights.h5   `Generator(config).load_weights(path)` reads
   (critic.weights.h5)
@@ -28,6 +30,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_impl.cgan import generator_input
+from keras_impl.dcgan import Generator
+from keras_impl.devices import select_device
 from keras_impl.trainers import build_trainer
 from specs.images import save_atomically, write_atomically
 from specs.runs import Run, RunError, SampleInputs, checkpoint_model, find_checkpoint, unreadable_checkpoint
@@ -36,6 +41,7 @@ BACKEND = "keras"
 CHECKPOINT = "checkpoint.npz"
 NETWORKS = ("generator", "discriminator", "critic")  # the trainers' network attributes, as the files are named
 NETWORK_SUFFIX = ".weights.h5"
+LOSS_SCALE = ("dynamic_scale", "step_counter")  # a LossScaleOptimizer's own variables (mixed_float16)
 
 # ------------------------------------------------------------------------------------------ Training checkpoint
 
@@ -100,7 +106,11 @@ def restore(trainer, state: dict) -> None:
     """Everything a checkpoint holds into the trainer: networks, optimisers, RNG states (what --resume needs)."""
     load_networks(trainer, state)
     named = {key: value for key, value in _named_variables(trainer).items() if key.startswith("optimizers/")}
-    _assign(named, state["arrays"], "optimizers/")
+    arrays = state["arrays"]
+    scales = {key for key in {*named, *arrays} if key.startswith("optimizers/") and key.rsplit("/")[-1] in LOSS_SCALE}
+    named = {key: value for key, value in named.items() if key not in scales or key in arrays}  # else: start afresh
+    arrays = {key: value for key, value in arrays.items() if key not in scales or key in named}  # else: drop it
+    _assign(named, arrays, "optimizers/")  # a run may resume in another precision: its loss scale starts or ends
 
 
 def state_finite(trainer) -> bool:
@@ -144,14 +154,22 @@ def save_run(trainer, run: Run, meta: dict) -> None:
 
 
 def generate(trainer, inputs: SampleInputs) -> np.ndarray:
-    """Images in [-1, 1] from the generator in inference mode, as numpy (N, H, W, C)."""
+    """Images in [-1, 1] from the generator in inference mode, computed in float32 in every precision (a
+    mixed-precision trainer lends its weights to a float32 copy of its generator), as numpy (N, H, W, C)."""
     arrays = (inputs.z,) if inputs.one_hot is None else (inputs.z, inputs.one_hot)
-    return keras.ops.convert_to_numpy(trainer(*arrays, training=False))
+    generator = trainer.generator
+    if generator.compute_dtype == generator.variable_dtype:
+        return keras.ops.convert_to_numpy(trainer(*arrays, training=False))
+    copy = Generator(generator.config)  # built under the process's float32 policy
+    copy.set_weights(generator.get_weights())
+    z = inputs.z if inputs.one_hot is None else generator_input(inputs.z, inputs.one_hot)
+    return keras.ops.convert_to_numpy(copy(z, training=False))
 
 
-def load_trained(model: str, checkpoint: Path):
-    """The trainer of a run folder or checkpoint file, its networks restored (no optimisers), and the checkpoint's
-    meta and file: what `sample`, `eval` and `export` draw from."""
+def load_trained(model: str, checkpoint: Path, device: str = "auto"):
+    """The trainer of a run folder or checkpoint file on `device` (a --device word), its networks restored (no
+    optimisers), and the checkpoint's meta and file: what `sample`, `eval` and `export` draw from."""
+    select_device(device)
     path = find_checkpoint(checkpoint, BACKEND)
     state = load_checkpoint(path)
     trainer = build_trainer(model, checkpoint_model(state["meta"], model), state["meta"]["data"]["seed"])

@@ -20,6 +20,7 @@ import keras
 
 from keras_impl import checkpoint
 from keras_impl.data import batches
+from keras_impl.devices import describe_device, select_device
 from keras_impl.distributed import BACKEND as KERAS_BACKEND
 from keras_impl.distributed import is_chief, on_chief, setup, synchronize
 from keras_impl.trainers import build_trainer
@@ -53,9 +54,10 @@ class RunOutputs(keras.callbacks.Callback):
     and the network files. After every batch: stop at a NaN or infinite loss, keeping the last good checkpoint."""
 
     def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict,
-                 first_epoch: int = 0):
+                 first_epoch: int = 0, precision: str = "float32"):
         super().__init__()
         self.run, self.model_name, self.inputs, self.data = run, model, inputs, data
+        self.precision = precision
         self.steps_per_epoch = steps_per_epoch
         self.diverged: str | None = None
         self.epoch, self.batches, self.saved = first_epoch, 0, first_epoch  # where training is; epochs saved
@@ -77,7 +79,8 @@ class RunOutputs(keras.callbacks.Callback):
         with self.run.saving():  # a failed write (disk full) ends the run with the last checkpoint intact
             self.run.save_samples(epoch, checkpoint.generate(self.model, self.inputs), self.inputs.rows)
             self.run.log_epoch(epoch, step, logs)
-            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
+            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data,
+                                   self.precision)
             meta["keras_backend"] = KERAS_BACKEND  # any Keras backend reads the file; this one wrote it
             checkpoint.save_run(self.model, self.run, meta)
         self.epoch, self.batches, self.saved = epoch + 1, 0, epoch + 1
@@ -125,7 +128,8 @@ def _tensorboard(folder: Path) -> keras.callbacks.Callback:
 
 
 def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: bool, progress: bool,
-          keep: int = 1, strategy: str | None = None) -> int:
+          keep: int = 1, device: str = "auto", precision: str = "float32", strategy: str | None = None) -> int:
+    device = select_device(device)  # before TensorFlow sets up its devices
     setup(strategy)  # one device, or the replicas of a tf.distribute strategy
     run = Run(out, checkpoint.CHECKPOINT, keep)
     on_chief(run.prepare, resume)
@@ -135,7 +139,7 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     data_info = data_record(spec, data)
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
     with building(config):  # a configuration too big for this machine: one line
-        trainer = build_trainer(model, config, seed)
+        trainer = build_trainer(model, config, seed, precision)
     synchronize(trainer)
     first_epoch = 0
     if resume:
@@ -151,7 +155,9 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     if not run.epochs_left(first_epoch, config.epochs):
         return 0
     on_chief(run.check_space, config, checkpoint.parameter_bytes(trainer), config.epochs - first_epoch)
-    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, first_epoch)
+    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, first_epoch, precision)
+    if is_chief():
+        log.info("training on %s in %s", describe_device(device), precision)
     tensorboard = [_tensorboard(run.tensorboard)] if is_chief() else []
     dataset = batches(data, spec, config.batch_size, first_epoch, config.epochs - first_epoch, config.conditional)
     try:
@@ -172,9 +178,10 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     return 0
 
 
-def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
+def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None,
+           device: str = "auto") -> int:
     check_picture_out(out)
-    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path)
+    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path, device)
     inputs = sample_request(meta, trainer.config, num, seed, label)
     try:
         save_grid(to_uint8(checkpoint.generate(trainer, inputs)), out, inputs.rows)

@@ -7,6 +7,10 @@ Label noise U ~ U(0, 1): targets t_real = 1 - s - a*U, t_fake = a*U, or the book
 label smoothing, 0 in the book). z ~ N(0, 1), or U(-1, 1) for published models that draw it so.
 Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
 a G step through a fresh pass of the updated D). Layout NHWC; layer names equal those of the torch file.
+Precision (keras_impl/devices.py): under the mixed_bfloat16 or mixed_float16 policy the layers compute in that dtype
+with float32 variables, but each network's last layer (tanh, flatten) computes in float32, so both losses are
+computed in float32 from float32 logits; weights, Adam's moments and checkpoints are float32. mixed_float16 wraps
+each Adam in a LossScaleOptimizer, which scales the losses (`scale_loss`) before the gradients are taken.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_impl.devices import loss_scaling
 from keras_impl.distributed import global_batch, replica_part, replica_share
 from keras_impl.gradients import Optimizers, Trainer, apply_gradients, gradients, recorded
 from specs.models import DCGANConfig, GANConfig, config_from_record, config_record
@@ -25,6 +30,12 @@ from specs.models import DCGANConfig, GANConfig, config_from_record, config_reco
 def batch_norm(name: str, config: GANConfig) -> layers.BatchNormalization:
     """BatchNorm with the configuration's Keras momentum and its epsilon passed explicitly."""
     return layers.BatchNormalization(momentum=config.bn_momentum, epsilon=config.bn_epsilon, name=name)
+
+
+def _output_dtype() -> str:
+    """The dtype of a network's last layer: the variables' (float32 under a mixed policy, float64 in the float64
+    parity checks), so that images, logits and scores, and what is computed from them, are in full precision."""
+    return keras.config.dtype_policy().variable_dtype
 
 
 class _SavedWithConfig:
@@ -60,7 +71,7 @@ class Generator(_SavedWithConfig, keras.Sequential):
             config.channels, 4, strides=2, padding="same", use_bias=config.output_bias, name=f"conv{last}"
         )
         stack += [conv]
-        stack += [layers.Activation("tanh", name="tanh")]  # (N, S, S, C)
+        stack += [layers.Activation("tanh", name="tanh", dtype=_output_dtype())]  # (N, S, S, C)
         super().__init__(stack, name=name, **kwargs)
         self.config = config
 
@@ -80,7 +91,7 @@ class Discriminator(_SavedWithConfig, keras.Sequential):
             # (N, S / 2 ** i, S / 2 ** i, width)
         last = config.num_blocks + 1
         stack += [layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False, name=f"conv{last}")]  # (N, 1, 1, 1)
-        stack += [layers.Flatten(name="flatten")]  # (N, 1)
+        stack += [layers.Flatten(name="flatten", dtype=_output_dtype())]  # (N, 1)
         super().__init__(stack, name=name, **kwargs)
         self.config = config
 
@@ -115,16 +126,18 @@ def generator_loss(fake_logits):
 # ------------------------------------------------------------------------------------------------------ Trainer
 
 
-def adam(config: GANConfig) -> keras.optimizers.Adam:
-    """Adam with every hyperparameter from the configuration, epsilon included.
+def adam(config: GANConfig) -> keras.optimizers.Optimizer:
+    """Adam with every hyperparameter from the configuration, epsilon included; with dynamic loss scaling under
+    mixed_float16 (a LossScaleOptimizer around it).
 
     The betas go in as numpy float64: Keras turns a Python float into a float32 tensor before raising it to the
     step's power, so in float64 its bias correction would use 0.99900001 for 0.999.
     """
     betas = np.float64(config.beta_1), np.float64(config.beta_2)
-    return keras.optimizers.Adam(
+    optimizer = keras.optimizers.Adam(
         learning_rate=config.learning_rate, beta_1=betas[0], beta_2=betas[1], epsilon=config.adam_epsilon
     )
+    return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling() else optimizer
 
 
 class DCGAN(Trainer):
@@ -160,8 +173,8 @@ class DCGAN(Trainer):
 
     def sample_noise(self, batch_size, z=None, label_noise=None):
         """z ~ N(0, 1) or U(-1, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless
-        given."""
-        dtype = self.generator.compute_dtype
+        given; in the variables' dtype (float32 under a mixed policy)."""
+        dtype = self.generator.variable_dtype
         shape = (batch_size, self.config.latent_dim)
         if z is None and self.config.latent_distribution == "uniform":
             z = keras.random.uniform(shape, minval=-1.0, maxval=1.0, seed=self.seed_generator, dtype=dtype)
@@ -190,7 +203,9 @@ class DCGAN(Trainer):
         if self.config.update_order == "simultaneous":
             def both_losses():  # one forward pass; each replica's share of the global losses
                 out = self.gan_losses(real, z, label_noise)
-                return [replica_share(out["d_loss"]), replica_share(out["g_loss"])], out
+                d_share = self.d_optimizer.scale_loss(replica_share(out["d_loss"]))  # of the global losses (scaled
+                g_share = self.g_optimizer.scale_loss(replica_share(out["g_loss"]))  # under float16)
+                return [d_share, g_share], out
 
             _, out, (d_grads, g_grads) = gradients(both_losses, [d_params, g_params])
             apply_gradients(self.d_optimizer, d_grads, d_params)
@@ -207,14 +222,14 @@ class DCGAN(Trainer):
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
                 d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, self.config)
-                return [replica_share(d_loss)], (d_loss, real_logits, fake_logits)
+                return [self.d_optimizer.scale_loss(replica_share(d_loss))], (d_loss, real_logits, fake_logits)
 
             _, (d_loss, real_logits, fake_logits), (d_grads,) = gradients(d_losses, [d_params])
             apply_gradients(self.d_optimizer, d_grads, d_params)
 
             def g_losses(fake):  # the G pass resumes: a fresh pass through the updated D
                 g_loss = generator_loss(self.discriminator(fake, training=True))
-                return replica_share(g_loss), g_loss
+                return self.g_optimizer.scale_loss(replica_share(g_loss)), g_loss
 
             _, g_loss, g_grads = resume(g_losses)
             apply_gradients(self.g_optimizer, g_grads, g_params)

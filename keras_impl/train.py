@@ -38,12 +38,27 @@ def load_backend(args: argparse.Namespace) -> tuple:
         raise RunError(f"this process already runs Keras on {running.backend.backend()}; run gan-keras --backend "
                        f"{args.backend} in a process of its own")
     os.environ["KERAS_BACKEND"] = args.backend  # read once, when Keras is imported
+    os.environ.update(_device_environment(getattr(args, "device", "auto"), args.backend))
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read by TensorFlow's native code as it loads
     with logs.native_notices_dropped(enabled=not args.verbose):
         from keras_impl import checkpoint, commands
 
     return commands, checkpoint
+
+
+def _device_environment(word: str, backend: str) -> dict[str, str]:
+    """What JAX and Keras's PyTorch backend read as they load to compute on the device --device names (TensorFlow's
+    placement is set after it loads: keras_impl/devices.py); keras_impl/devices.py then checks the device is there."""
+    if backend == "tensorflow" or word == "auto":
+        return {}
+    if word == "mps" and backend == "jax":
+        raise RunError("--device mps: JAX has no Apple GPU backend; use --backend torch or tensorflow, or --device cpu")
+    kind = word.split(":")[0]
+    environment = {"jax": {"JAX_PLATFORMS": kind}, "torch": {"KERAS_TORCH_DEVICE": kind}}[backend]
+    if ":" in word:
+        environment["CUDA_VISIBLE_DEVICES"] = word.split(":")[1]  # GPU N, which the framework then calls its first
+    return environment
 
 
 if __name__ == "__main__":

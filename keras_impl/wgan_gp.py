@@ -7,6 +7,11 @@ GP = mean over samples of (||grad_x^ C(x^)||_2 - 1)^2, x^ = x + alpha (G(z) - x)
 alpha ~ U(0, 1) of shape (N, 1, 1, 1) (the book draws N(0, 1): a known bug, kept as an option).
 Each train step: `critic_steps` critic updates, each with fresh z, then one generator update.
 The generator is the DCGAN one (keras_impl/dcgan.py), with a bias on its last convT. Layout NHWC.
+Precision (keras_impl/devices.py): under a mixed policy the layers compute in bfloat16 or float16 and the networks'
+last layers in float32, so images and scores are float32; the penalty's inner gradient is taken with respect to the
+float32 x^ and is float32, and its norm, the penalty and the losses are computed in float32. mixed_float16 scales
+the losses (`scale_loss`) before the gradients are taken; the inner gradient needs no scale, since the penalty
+holds its norm near 1.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from keras_impl.dcgan import Generator, _SavedWithConfig, adam
+from keras_impl.dcgan import Generator, _output_dtype, _SavedWithConfig, adam
 from keras_impl.distributed import global_batch, replica_part, replica_share
 from keras_impl.gradients import Optimizers, Trainer, apply_gradients, gradients, input_gradient
 from specs.models import WGANGPConfig
@@ -37,7 +42,7 @@ class Critic(_SavedWithConfig, keras.Sequential):
             # (N, S / 2 ** i, S / 2 ** i, width)
         last = config.num_blocks + 1
         stack += [layers.Conv2D(1, 4, strides=1, padding="valid", name=f"conv{last}")]  # (N, 1, 1, 1)
-        stack += [layers.Flatten(name="flatten")]  # (N, 1)
+        stack += [layers.Flatten(name="flatten", dtype=_output_dtype())]  # (N, 1)
         super().__init__(stack, name=name, **kwargs)
         self.config = config
 
@@ -48,7 +53,8 @@ class Critic(_SavedWithConfig, keras.Sequential):
 def gradient_penalty(critic, real, fake, alpha, epsilon: float):
     """mean((||grad C(x^)|| - 1)^2) at x^ = real + alpha (fake - real); differentiable in the critic's weights."""
     x_hat = ops.stop_gradient(real + alpha * (fake - real))  # the penalty looks at x^ alone
-    grads = input_gradient(lambda images: critic(images, training=True), x_hat)  # differentiable: GP trains C
+    grads = input_gradient(lambda images: critic(images, training=True), x_hat)  # differentiable: GP trains C;
+    # float32 scores and x^, so grads are float32 whatever precision the critic's layers compute in
     norm = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + epsilon)  # per sample, over H, W, C
     return ops.mean((norm - 1) ** 2)
 
@@ -108,8 +114,9 @@ class WGANGP(Trainer):
 
     def sample_noise(self, batch_size, z=None, alpha=None):
         """z of shape (critic_steps + 1, N, latent_dim): one per critic step, the last for G; alpha of shape
-        (critic_steps, N, 1, 1, 1), U(0, 1) or (book) N(0, 1); each unless given."""
-        dtype, steps = self.generator.compute_dtype, self.config.critic_steps
+        (critic_steps, N, 1, 1, 1), U(0, 1) or (book) N(0, 1); each unless given; in the variables' dtype (float32
+        under a mixed policy)."""
+        dtype, steps = self.generator.variable_dtype, self.config.critic_steps
         if z is None:
             z = keras.random.normal(
                 (steps + 1, batch_size, self.config.latent_dim), seed=self.seed_generator, dtype=dtype
@@ -148,14 +155,15 @@ class WGANGP(Trainer):
 
             def c_losses(fake=fake, alpha=alpha[step]):
                 out = self.critic_losses(real, fake, alpha, labels)
-                return [replica_share(out["c_loss"])], out  # this replica's share of the global loss
+                c_share = self.c_optimizer.scale_loss(replica_share(out["c_loss"]))  # this replica's share of the
+                return [c_share], out  # global loss (scaled under float16)
 
             _, out, (c_grads,) = gradients(c_losses, [c_params])
             apply_gradients(self.c_optimizer, c_grads, c_params)
 
         def g_losses():
             g_loss = generator_loss(self.score(self.generate(z[-1], labels), labels))
-            return [replica_share(g_loss)], g_loss
+            return [self.g_optimizer.scale_loss(replica_share(g_loss))], g_loss
 
         _, g_loss, (g_grads,) = gradients(g_losses, [g_params])
         apply_gradients(self.g_optimizer, g_grads, g_params)

@@ -24,9 +24,10 @@ import sys
 import time
 
 from parity import backends
-from specs.cli import positive_int
+from specs.cli import parse_device, positive_int
 from specs.logs import native_notices_dropped
 from specs.models import PRESETS, UPDATE_ORDERS, get_config
+from specs.runs import RunError
 
 FRAMEWORKS = ("torch", "tensorflow", "keras")  # what the parity layer names when it cannot start
 
@@ -52,6 +53,8 @@ SUBCOMMAND_MODULES = ("parity.pitfalls", "parity.checkpoint", "parity.sidebyside
 def check_variants(model: str, presets: list[str], orders: list[str] | None):
     """(label, configuration) for each preset, and each update order asked for where the model has one. Without
     orders: both for the book's models, each published preset's own (its original's) for the published model."""
+    from parity import checks
+
     for preset in presets:
         config = get_config(model, preset)
         if not hasattr(config, "update_order"):
@@ -79,12 +82,17 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run_check(args: argparse.Namespace, rows: list[dict] | None = None, start: float | None = None) -> int:
-    """The checks asked for, on this process's Keras backend, or the `rows` other processes measured (since
-    `start`)."""
+    """The checks asked for, on this process's Keras backend and args.device, or the `rows` other processes
+    measured (since `start`)."""
     from parity import checks
 
     start = start or time.perf_counter()
     if rows is None:
+        try:
+            checks.use_device(args.device)
+        except RunError as error:
+            print(f"gan-parity: error: {error}", file=sys.stderr)
+            return 2
         rows = []
         for model in args.models:
             for label, config in check_variants(model, args.preset or list(PRESETS[model]), args.update_order):
@@ -131,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--steps", type=positive_int, default=checks.TRAJECTORY_STEPS,
                        help=f"train steps of the trajectory check (default {checks.TRAJECTORY_STEPS})")
     check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--device", type=parse_device, default="cpu", metavar="DEVICE",
+                       help="where both sides compute: cpu (default), cuda, cuda:N, mps or auto (TF32 off on GPUs)")
     check.add_argument("--json", action="store_true", help="print the rows as JSON")
     check.add_argument("--keras-backend", choices=backends.CHOICES, default=None,
                        help="the Keras backend: tensorflow, jax, torch, or all (one process each, one table); "

@@ -53,6 +53,7 @@ import torch_impl.cgan
 import torch_impl.dcgan
 import torch_impl.published
 import torch_impl.wgan_gp
+from keras_impl import devices as keras_devices
 from keras_impl.gradients import BACKEND as KERAS_BACKEND
 from keras_impl.gradients import gradients
 from keras_impl.trainers import build_trainer as build_keras_trainer
@@ -66,10 +67,11 @@ from parity.distributions import (
     check_initialization,
     check_randomness,
 )
-from parity.results import CheckResult, compare, failed, nchw_to_nhwc, to_numpy
+from parity.results import TORCH_DEVICE, CheckResult, compare, failed, nchw_to_nhwc, to_numpy, to_torch
 from parity.settings import TOLERANCE as SETTINGS_TOLERANCE
 from parity.settings import check_settings
 from specs.models import ARCHITECTURES
+from torch_impl import devices as torch_devices
 from torch_impl.trainers import build_trainer as build_torch_trainer
 
 CHECKS = ("shapes", "settings", "initialization", "forward", "dropout", "losses", "gradients", "gradient_penalty",
@@ -219,7 +221,7 @@ class Harness:
     problems: list = field(default_factory=list)  # what does not pair (parity/convert.py messages)
 
     def __post_init__(self) -> None:
-        self.torch_trainer = build_torch_trainer(self.model, self.config, self.seed)
+        self.torch_trainer = build_torch_trainer(self.model, self.config, self.seed, TORCH_DEVICE[0])
         self.torch_trainer.to(getattr(torch, self.dtype))
         self.keras_trainer = build_keras_trainer(self.model, self.config, self.seed)
         self.table = convert.trainer_table(self.torch_trainer, self.keras_trainer, self.pair.networks, self.problems)
@@ -297,7 +299,7 @@ def both(data):
         pairs = [both(item) for item in data]
         return tuple(pair[0] for pair in pairs), tuple(pair[1] for pair in pairs)
     keras_value = np.ascontiguousarray(nchw_to_nhwc(data))
-    return torch.from_numpy(np.ascontiguousarray(data)), keras.ops.convert_to_tensor(keras_value, keras_value.dtype)
+    return to_torch(data), keras.ops.convert_to_tensor(keras_value, keras_value.dtype)
 
 
 def _is_crop(layer) -> bool:
@@ -539,6 +541,13 @@ CHECK_FUNCTIONS = {
 }
 
 
+def use_device(word: str) -> None:
+    """Run the checks on the device a --device word names, in both frameworks: torch's trainers and inputs there,
+    TensorFlow's placement as gan-keras sets it (cpu hides its GPUs). RunError when the machine lacks it."""
+    TORCH_DEVICE[0] = torch_devices.select_device(word)
+    keras_devices.select_device(word)
+
+
 def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, seed: int = 0,
                checks: tuple[str, ...] | None = None, mutate: Callable[[Harness], None] | None = None,
                patch: Callable[[], contextlib.AbstractContextManager] | None = None,
@@ -546,6 +555,8 @@ def run_checks(model: str, config, dtype: str = "float64", batch_size: int = 8, 
     """Each named check (default: all that apply to the model) on a fresh pair of trainers built from `config`;
     `mutate` may seed a bug in one side after the copy, `patch` (a context manager, active while the pair is
     built and checked) in the code one side runs; `steps`: train steps of the trajectory check."""
+    torch_devices.exact_float32()  # TF32 off on both sides: on Ampere and newer GPUs float32 would lose 3 digits
+    keras_devices.exact_float32()
     results = []
     for name in checks or MODELS[model].checks:
         if name not in MODELS[model].checks:

@@ -23,11 +23,10 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from keras import layers
 from torch import nn
 
-from parity.results import CheckResult, compare, failed, nchw_to_nhwc, to_numpy, worst_of
+from parity.results import CheckResult, compare, failed, nchw_to_nhwc, to_numpy, to_torch, worst_of
 
 if TYPE_CHECKING:
     from parity.checks import Harness
@@ -146,7 +145,7 @@ def check_dropout(h: Harness) -> CheckResult:
             batch = max(1, math.ceil(DROPOUT_VALUES / math.prod(shape)))
             ones = np.ones((batch, *shape), dtype=h.dtype)
             torch_layers[name].train()
-            torch_input = torch.from_numpy(np.ascontiguousarray(np.moveaxis(ones, -1, 1) if ones.ndim == 4 else ones))
+            torch_input = to_torch(np.moveaxis(ones, -1, 1) if ones.ndim == 4 else ones)
             torch_out = nchw_to_nhwc(to_numpy(torch_layers[name](torch_input)))
             keras_out = to_numpy(layer(ones, training=True))
             torch_stats, keras_stats = np.array(dropped(torch_out)), np.array(dropped(keras_out))

@@ -83,3 +83,11 @@ def to_numpy(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return keras.ops.convert_to_numpy(value)
+
+
+TORCH_DEVICE = [torch.device("cpu")]  # where the torch side of the checks computes (gan-parity check --device)
+
+
+def to_torch(array: np.ndarray) -> torch.Tensor:
+    """A numpy array as a torch tensor on the device the checks run on."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(TORCH_DEVICE[0])

@@ -162,8 +162,8 @@ def describe_torch(module: nn.Module) -> dict:
     if isinstance(module, nn.LayerNorm):
         return {"kind": "layer_norm", "epsilon": module.eps, "center": module.bias is not None,
                 "scale": module.weight is not None}
-    if type(module) in (nn.Dropout, nn.Dropout2d):
-        return {"kind": "dropout" if type(module) is nn.Dropout else "spatial_dropout", "rate": module.p}
+    if isinstance(module, nn.Dropout) or type(module) is nn.Dropout2d:  # nn.Dropout and its subclasses
+        return {"kind": "dropout" if isinstance(module, nn.Dropout) else "spatial_dropout", "rate": module.p}
     if isinstance(module, nn.Flatten):
         return {"kind": "flatten", "dims": (module.start_dim, module.end_dim)}
     if isinstance(module, nn.Unflatten):

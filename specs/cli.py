@@ -1,15 +1,19 @@
 """The command line both backends share: `gan-torch` and `gan-keras` take the same words.
 
   gan-torch train MODEL --dataset digits --epochs N --batch-size B --seed S --out DIR [--resume] [--preset book]
-                        [--keep-checkpoints N]      (MODEL: dcgan, wgan_gp, cgan, or published --preset face32, ...)
-  gan-torch sample MODEL --checkpoint DIR_OR_FILE --out grid.png [--num 64] [--seed S]
+                        [--keep-checkpoints N] [--device auto|cpu|cuda|cuda:N|mps] [--precision float32|bfloat16|..]
+                        (MODEL: dcgan, wgan_gp, cgan, or published --preset face32, ...)
+  gan-torch sample MODEL --checkpoint DIR_OR_FILE --out grid.png [--num 64] [--seed S] [--device ...]
   gan-torch eval MODEL --checkpoint DIR_OR_FILE [--num 1000] [--seed S] [--dataset NAME] [--inception] [--json]
+                       [--device ...]
   gan-torch export MODEL --checkpoint DIR_OR_FILE [--out generator.pt2] [--format torch|onnx]
 Every field of the model's configuration (specs/models.py) is a flag of the same name (`--learning-rate`,
 `--update-order`, ...) that overrides the preset. Every command takes --quiet and --verbose (specs/logs.py).
 gan-keras also takes --backend tensorflow|jax|torch: the Keras backend, set before Keras is imported (default: the
 environment's KERAS_BACKEND, else tensorflow).
-A user mistake prints one line and exits with status 2. The arguments are parsed before the backend is imported
+--device and --precision are words here; each backend maps them onto its framework (torch_impl/devices.py,
+keras_impl/devices.py), and a device the machine lacks is a user mistake. A user mistake prints one line and exits
+with status 2. The arguments are parsed before the backend is imported
 (`load_backend`), so `--help` and a mistyped flag need no framework, and a missing framework is one line naming
 the extra that installs it. Ctrl-C prints where training stopped and the command that continues it (status 130).
 """
@@ -103,6 +107,28 @@ def float_tuple(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected finite numbers separated by commas, got {text!r}") from None
 
 
+DEVICE_HELP = ("auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda (the first GPU; under torchrun "
+               "each process takes the GPU of its LOCAL_RANK), cuda:N (GPU N) or mps (Apple's GPU)")
+PRECISIONS = ("float32", "bfloat16", "float16")  # what the layers compute in; weights, losses, files stay float32
+PRECISION_HELP = ("float32 (default), or mixed precision: bfloat16 or float16 layers, float32 weights, losses and "
+                  "gradient penalty; float16 adds dynamic loss scaling")
+
+
+def parse_device(text: str) -> str:
+    """auto, cpu, cuda, cuda:N or mps, as given; whether the machine has it is the backend's question."""
+    word = text.strip().lower()
+    if word in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", word):
+        return word
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+
+
+def device_flags() -> argparse.ArgumentParser:
+    """--device, which every command that computes takes (train, sample, eval)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--device", type=parse_device, default="auto", metavar="DEVICE", help=DEVICE_HELP)
+    return flags
+
+
 def field_comments(config_class: type) -> dict[str, str]:
     """The comment after each field of a configuration dataclass (specs/models.py), to serve as its --help."""
     comments: dict[str, str] = {}
@@ -166,7 +192,8 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model")
     train_models = train.add_subparsers(dest="model", required=True)
     for model in PRESETS:
-        sub = train_models.add_parser(model, help=f"train a {model}", epilog=DATA_PARALLEL[backend], parents=common)
+        sub = train_models.add_parser(model, help=f"train a {model}", epilog=DATA_PARALLEL[backend],
+                                      parents=[*common, device_flags()])
         sub.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
         sub.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist, ...)")
         sub.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
@@ -187,9 +214,10 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
                                   "MirroredStrategy; JAX: keras.distribution.DataParallel); multiworker: the "
                                   "TensorFlow cluster in TF_CONFIG; default: multiworker when TF_CONFIG is set, "
                                   "else one device")
+        sub.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
         add_config_flags(sub, model)
     sample = commands.add_parser("sample", help="write a grid of generated images from a checkpoint",
-                                 parents=common)
+                                 parents=[*common, device_flags()])
     sample.add_argument("model", choices=list(PRESETS))
     sample.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
     sample.add_argument("--out", default="samples.png",
@@ -200,7 +228,7 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=seed_number, default=0, help="seeds the noise")
     sample.add_argument("--label", default=None, help="cgan: draw only this class (its index or its name)")
     evaluate = commands.add_parser("eval", help="score a checkpoint's samples: FID, KID (specs/quality.py)",
-                                   parents=common)
+                                   parents=[*common, device_flags()])
     evaluate.add_argument("model", choices=list(PRESETS))
     evaluate.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
     evaluate.add_argument("--num", type=count_up_to(MAX_SCORED), default=1000,
@@ -315,18 +343,19 @@ def main(argv: list[str] | None, backend: str, load_backend: Callable[[argparse.
         if args.command == "train":
             options = {"strategy": args.strategy} if "strategy" in args else {}  # keras: its tf.distribute strategy
             return commands.train(args.model, config, spec, out, seed=args.seed, resume=args.resume,
-                                  progress=not args.quiet, keep=args.keep_checkpoints, **options)
+                                  progress=not args.quiet, keep=args.keep_checkpoints, device=args.device,
+                                  precision=args.precision, **options)
         if args.command == "eval":
             from specs.evaluate import evaluate
 
             request = EvalRequest(num=args.num, seed=args.seed, dataset=args.dataset, data_dir=args.data_dir,
                                   attribute=args.attribute, cache_dir=args.cache_dir, inception=args.inception,
                                   as_json=args.json, alpha=args.alpha, fit=args.fit)
-            return evaluate(args.model, Path(args.checkpoint), request, checkpoint)
+            return evaluate(args.model, Path(args.checkpoint), request, checkpoint, device=args.device)
         if args.command == "export":
             return commands.export(args.model, Path(args.checkpoint), export_out(args, backend), args.format)
         return commands.sample(args.model, Path(args.checkpoint), Path(args.out), num=args.num, seed=args.seed,
-                               label=args.label)
+                               label=args.label, device=args.device)
     except (DataError, RunError, ConfigError) as error:
         log.error("error: %s", error)
         return 2

@@ -28,10 +28,12 @@ def generate_images(generate, trainer, inputs: SampleInputs) -> np.ndarray:
     return np.concatenate([to_uint8(generate(trainer, part)) for part in quality.chunks(inputs, BATCH)])
 
 
-def evaluate(model: str, checkpoint: Path, request: quality.EvalRequest, backend: ModuleType) -> int:
-    """Score the samples of `checkpoint` as `request` asks; `backend`: the backend's checkpoint module."""
+def evaluate(model: str, checkpoint: Path, request: quality.EvalRequest, backend: ModuleType,
+             device: str = "auto") -> int:
+    """Score the samples of `checkpoint` as `request` asks; `backend`: the backend's checkpoint module; `device`:
+    a --device word, where the samples are drawn."""
     request.check()
-    trainer, meta, _ = backend.load_trained(model, checkpoint)
+    trainer, meta, _ = backend.load_trained(model, checkpoint, device)
     inputs = quality.eval_inputs(trainer.config, request.seed, request.num)
     images = generate_images(backend.generate, trainer, inputs)
     inception = inception_fid.frechet_inception_distance if request.inception else None

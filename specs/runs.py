@@ -163,10 +163,12 @@ def checkpoint_model(meta: dict, model: str):
     return checkpoint_config(meta, model)
 
 
-def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, data: dict) -> dict:
-    """What a checkpoint says about itself besides its tensors; `data`: `data_record`'s."""
+def checkpoint_meta(backend: str, model: str, config, epoch: int, step: int, data: dict,
+                    precision: str = "float32") -> dict:
+    """What a checkpoint says about itself besides its tensors; `data`: `data_record`'s; `precision`: what the
+    layers computed in (the tensors are float32 in every precision, so a run may resume in another)."""
     meta = {"backend": backend, "model": model, "config": dataclasses.asdict(config), "epoch": epoch, "step": step}
-    return meta | {"data": data}
+    return meta | {"data": data, "precision": precision}
 
 
 # ---------------------------------------------------------------------------------------------- A run's data

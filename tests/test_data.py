@@ -109,10 +109,12 @@ def test_first_three_batches_are_identical_in_both_backends(source, kind, image_
         assert np.array_equal(torch_labels.argmax(1), cached.labels[order[index]])
 
 
-def test_torch_batches_are_contiguous_nchw_float32(cache_dir):
-    spec = get_spec("digits", image_size=12, cache_dir=cache_dir)
+def test_torch_batches_are_channels_last_nchw_float32(cache_dir):
+    """(N, C, H, W) float32 laid out channels-last, as the trainers' kernels are (RGB: a layout of its own)."""
+    spec = get_spec("fake", image_size=12, channels=3, fake_size=64, seed=0)
     images = next(torch_batches(spec.load(), spec, 32, epoch=0))
-    assert images.shape == (32, 1, 12, 12) and images.dtype == torch.float32 and images.is_contiguous()
+    assert images.shape == (32, 3, 12, 12) and images.dtype == torch.float32
+    assert images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
 
 
 def test_keras_dataset_walks_several_epochs_with_a_static_batch_dimension(cache_dir):

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRRORED = ["dcgan", "wgan_gp", "cgan", "published", "trainers", "train", "commands", "checkpoint", "data",
-            "distributed"]
+            "distributed", "devices"]
 # Methods that each framework names or requires differently: torch forward <-> Keras call; Keras-only hooks.
 TORCH_TO_KERAS = {"forward": "call"}
 KERAS_ONLY = {"compile", "metrics"}

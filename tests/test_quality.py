@@ -374,14 +374,20 @@ def test_quality_benchmark_smoke(digits):
     data, spec, classifier = digits
     images, requested, seconds = benchmark.train_and_sample("torch", "dcgan", 0, 2, 20, spec.cache_dir)
     assert images.shape == (20, 32, 32, 1) and images.dtype == np.uint8 and requested is None
-    cells = {("dcgan", "torch"): [quality.score(classifier, data.images, images) | {"seconds": seconds}]}
+    cells = {("dcgan", "torch", "float32"): [quality.score(classifier, data.images, images) | {"seconds": seconds}]}
     real = quality.score(classifier, data.images, data.images[:100], data.labels[:100], 10)  # real images as a CGAN
     assert real["accuracy"] > 0.95
-    cells["cgan", "torch"] = [real | {"seconds": 0.0}]
-    size = (32, 1)  # one classifier and one real-vs-real row per image size and channels
-    text = benchmark.table(cells, {size: quality.real_baseline(classifier, data.images)}, {size: classifier}, args)
-    assert "| dcgan | 32x32x1 | 2 | torch |" in text and "| cgan | 32x32x1 | 2 | torch |" in text
-    assert "| real vs real (two halves) | 32x32x1 |" in text
+    cells["cgan", "torch", "float32"] = [real | {"seconds": 0.0}]
+    baseline = quality.real_baseline(classifier, data.images)
+    text = benchmark.table(cells, baseline, classifier, args)
+    assert "| dcgan | 2 | torch |" in text and "| cgan | 2 | torch |" in text and "real vs real" in text
+    # several precisions: a precision column, and each FID against the same backend's float32 FID
+    args = benchmark.parse_args(["--steps", "2", "--seeds", "2", "--models", "dcgan", "--backends", "torch",
+                                 "--precision", "float32", "bfloat16"])
+    cells = {("dcgan", "torch", precision): [{"fid": fid, "kid": 0.0, "seconds": 1.0} for fid in fids]
+             for precision, fids in (("float32", (4.0, 4.2)), ("bfloat16", (4.5, 4.7)))}
+    text = benchmark.table(cells, baseline, classifier, args)
+    assert "| dcgan | 2 | torch | bfloat16 | 4.60 ± 0.14 |" in text and "+0.50 (beyond the seed spread)" in text
 
 
 def test_quality_benchmark_writes_between_the_readme_markers(tmp_path):
@@ -399,9 +405,31 @@ def test_throughput_benchmark_smoke():
     assert args.models == ["dcgan"] and args.variants == ["reference"]
     book = benchmark.config_of("dcgan", "book", 128)
     assert benchmark.network_flops(book)[0] == pytest.approx(205.1e6, rel=1e-3)  # hand count of the book's G
-    for backend, model, variant in (("torch", "cgan", "ours"), ("torch", "cgan", "reference"),
-                                    ("keras", "dcgan", "reference")):
+    for backend, model, variant, precision in (("torch", "cgan", "ours", "bfloat16"), ("torch", "cgan", "reference",
+                                               "float32"), ("keras", "dcgan", "reference", "float32")):
         spec = {"backend": backend, "model": model, "preset": "digits", "variant": variant, "max_batch": 8,
-                "steps": 1, "warmup": 1}
+                "steps": 1, "warmup": 1, "precision": precision}
         result = benchmark.cell(spec)
         assert result.get("seconds", 0) > 0, result
+
+
+def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_cpu():
+    """The tables from made-up median steps: Keras ÷ torch per precision, bfloat16 ÷ float32, the variants against
+    ours, the device table; one command writes them between the README's markers."""
+    benchmark = load_script("throughput")
+    args = benchmark.parse_args(["--models", "dcgan", "--presets", "digits", "--devices", "cpu", "cuda",
+                                 "--variants", "contiguous"])
+    assert args.precisions == ["float32", "bfloat16"] and args.rounds == 1
+    assert len(benchmark.cells_of(args)) == 2 * 2 * 2 + 1  # ours: devices x precisions x backends; the variant
+    steps = {("torch", "ours", "float32", "cpu"): 0.5, ("keras", "ours", "float32", "cpu"): 0.4,
+             ("torch", "ours", "bfloat16", "cpu"): 0.25, ("keras", "ours", "bfloat16", "cpu"): 0.2,
+             ("torch", "contiguous", "float32", "cpu"): 0.6}
+    steps |= {(backend, "ours", precision, "cuda"): 0.01 for backend in ("torch", "keras")
+              for precision in ("float32", "bfloat16")}
+    results = {("digits", "dcgan", *name): {"median_step": step, "cpu_step": 2 * step, "device": name[-1]}
+               for name, step in steps.items()}
+    text = benchmark.report(args, results, {"torch": {"gflops": 100.0}, "keras": {"gflops": 100.0}})
+    assert "| digits | dcgan | 64 | float32 | 128.0 | 160.0 | 1.25 | 64.0 | 80.0 | 1.25 |" in text
+    assert "| digits | dcgan | 2.00 (2.00) | 2.00 (2.00) |" in text  # bfloat16 against float32
+    assert "| torch contiguous | 0.83 |" in text
+    assert "| digits | dcgan | torch | bfloat16 | 256.0 | 6400.0 | 25.00 |" in text

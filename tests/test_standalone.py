@@ -146,9 +146,11 @@ def test_a_successful_run_says_nothing_alarming(backend, runs):
     lines = [part.strip() for line in err.splitlines() for part in line.split("\r") if part.strip()]
     progress = [line for line in lines if line.startswith("Epoch 1/1")]
     ours = [line for line in lines if line.startswith(f"gan-{backend}: ")]
-    assert ours == [line for line in lines if line not in progress] and len(ours) == 2, err
+    assert ours == [line for line in lines if line not in progress] and len(ours) == 3, err
     assert ours[0].startswith(f"gan-{backend}: data: fake: 256 images, 10 classes from random labels: ")
-    assert f"gan-{backend}: trained to epoch 1;" in ours[1]
+    assert ours[1] == {"torch": "gan-torch: training on cpu (1 thread) in float32",
+                       "keras": "gan-keras: training on /CPU:0 in float32"}[backend]
+    assert f"gan-{backend}: trained to epoch 1;" in ours[2]
     assert not [word for word in ALARMING if word in err], err
 
 

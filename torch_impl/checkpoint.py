@@ -2,7 +2,9 @@
 
 What a run folder holds, written by `save_run` after every epoch (each file atomically):
   checkpoint.pt     the training checkpoint, `torch.save` of {"meta", "networks": the trainer's state_dict,
-                    "optimizers": each Adam's state_dict, "rng": the trainer's generator and torch's global state};
+                    "optimizers": each Adam's state_dict (with its loss scale under float16), "rng": the trainer's
+                    generator, torch's global state and, on a GPU, its CUDA generator's}; float32 in every precision,
+                    read onto the CPU (map_location) and copied to the trainer's device, so it resumes on any device;
                     `--resume`, `sample`, `eval`, `export` and `gan-parity convert` read it
   generator.pt      each network's own plain state_dict (keys as the network names them: no prefix), which
   discriminator.pt  `torch.load(path, weights_only=True)` reads and `Generator(config).load_state_dict` accepts
@@ -23,6 +25,7 @@ from torch import nn
 from specs.images import save_atomically, write_atomically
 from specs.runs import Run, RunError, SampleInputs, checkpoint_model, find_checkpoint, unreadable_checkpoint
 from torch_impl.cgan import generator_input
+from torch_impl.devices import select_device
 from torch_impl.trainers import build_trainer
 
 BACKEND = "torch"
@@ -39,18 +42,22 @@ def optimizers(trainer) -> list[tuple[str, torch.optim.Optimizer]]:
 
 def save_checkpoint(trainer, path: Path, meta: dict) -> None:
     """Networks (with BatchNorm statistics), optimisers and both RNG states, in one atomically written file."""
+    rng = {"trainer": trainer.rng.get_state(), "torch": torch.get_rng_state()}
+    device = next(trainer.parameters()).device
+    if device.type == "cuda":  # dropout masks on a GPU come from its own generator
+        rng["cuda"] = torch.cuda.get_rng_state(device)
     state = {
         "meta": meta,
         "networks": trainer.state_dict(),
         "optimizers": {name: optimizer.state_dict() for name, optimizer in optimizers(trainer)},
-        "rng": {"trainer": trainer.rng.get_state(), "torch": torch.get_rng_state()},
+        "rng": rng,
     }
     write_atomically(path, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(path: Path) -> dict:
     try:
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, map_location="cpu")  # a GPU run's checkpoint on any machine
     except Exception as error:  # a truncated, foreign or corrupt file
         raise unreadable_checkpoint(path, BACKEND, error) from None
 
@@ -71,6 +78,9 @@ def restore(trainer, state: dict) -> None:
         optimizer.load_state_dict(state["optimizers"][name])
     trainer.rng.set_state(state["rng"]["trainer"])
     torch.set_rng_state(state["rng"]["torch"])
+    device = next(trainer.parameters()).device
+    if device.type == "cuda" and "cuda" in state["rng"]:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
 
 
 def state_finite(trainer) -> bool:
@@ -100,7 +110,7 @@ def save_networks(trainer, folder: Path) -> list[Path]:
     for name, network in networks(trainer):
         paths.append(folder / f"{name}{NETWORK_SUFFIX}")
         state = network.state_dict()
-        write_atomically(paths[-1], lambda handle, state=state: torch.save(state, handle))
+        write_atomically(paths[-1], lambda handle, state=state: torch.save(state, handle))  # float32, any device
     return paths
 
 
@@ -112,22 +122,24 @@ def save_run(trainer, run: Run, meta: dict) -> None:
 
 
 def generate(trainer, inputs: SampleInputs) -> np.ndarray:
-    """Images in [-1, 1] from the generator in inference mode, as numpy (N, H, W, C)."""
-    dtype = next(trainer.parameters()).dtype
+    """Images in [-1, 1] from the generator in inference mode (float32 in every precision: loop.Network), computed
+    on the trainer's device, as numpy (N, H, W, C)."""
+    weight = next(trainer.parameters())
     arrays = (inputs.z,) if inputs.one_hot is None else (inputs.z, inputs.one_hot)
     trainer.generator.eval()
     with torch.no_grad():
-        images = trainer(*(torch.from_numpy(array).to(dtype) for array in arrays))
+        images = trainer(*(torch.from_numpy(array).to(weight.device, weight.dtype) for array in arrays))
     trainer.generator.train()
     return images.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def load_trained(model: str, checkpoint: Path):
-    """The trainer of a run folder or checkpoint file, its networks restored (no optimisers), and the checkpoint's
-    meta and file: what `sample`, `eval` and `export` draw from."""
+def load_trained(model: str, checkpoint: Path, device: str = "cpu"):
+    """The trainer of a run folder or checkpoint file on `device` (a --device word), its networks restored (no
+    optimisers), and the checkpoint's meta and file: what `sample`, `eval` and `export` draw from."""
+    device = select_device(device)
     path = find_checkpoint(checkpoint, BACKEND)
     state = load_checkpoint(path)
-    trainer = build_trainer(model, checkpoint_model(state["meta"], model), state["meta"]["data"]["seed"])
+    trainer = build_trainer(model, checkpoint_model(state["meta"], model), state["meta"]["data"]["seed"], device)
     load_networks(trainer, state)
     return trainer, state["meta"], path
 

@@ -33,6 +33,7 @@ from specs.runs import (
 )
 from torch_impl import checkpoint
 from torch_impl.data import batches
+from torch_impl.devices import describe_device, select_device
 from torch_impl.distributed import is_chief, on_chief, setup, synchronize
 from torch_impl.loop import Callback
 from torch_impl.trainers import build_trainer
@@ -60,8 +61,9 @@ class RunOutputs(Callback):
     and the network files. After every batch: stop at a NaN or infinite loss, keeping the last good checkpoint."""
 
     def __init__(self, run: Run, model: str, inputs: SampleInputs, steps_per_epoch: int, data: dict,
-                 first_epoch: int = 0):
+                 first_epoch: int = 0, precision: str = "float32"):
         self.run, self.model_name, self.inputs, self.data = run, model, inputs, data
+        self.precision = precision
         self.steps_per_epoch = steps_per_epoch
         self.diverged: str | None = None
         self.epoch, self.batches, self.saved = first_epoch, 0, first_epoch  # where training is; epochs saved
@@ -86,7 +88,8 @@ class RunOutputs(Callback):
             self.run.log_epoch(epoch, step, logs)
             for name, value in logs.items():
                 self.writer.add_scalar(f"epoch_{name}", value, epoch)
-            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data)
+            meta = checkpoint_meta(BACKEND, self.model_name, self.model.config, epoch, step, self.data,
+                                   self.precision)
             checkpoint.save_run(self.model, self.run, meta)
         self.epoch, self.batches, self.saved = epoch + 1, 0, epoch + 1
         log.debug("epoch %d: samples, losses, %s and the network files written", epoch + 1, self.run.checkpoint)
@@ -108,8 +111,9 @@ class RunOutputs(Callback):
 
 
 def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: bool, progress: bool,
-          keep: int = 1) -> int:
-    setup()  # one process, or one of the processes that torchrun started
+          keep: int = 1, device: str = "auto", precision: str = "float32") -> int:
+    device = select_device(device)  # under torchrun: the GPU of this process's LOCAL_RANK
+    setup(device)  # one process, or one of the processes that torchrun started
     run = Run(out, checkpoint.CHECKPOINT, keep)
     on_chief(run.prepare, resume)
     data = spec.load()
@@ -118,7 +122,7 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     data_info = data_record(spec, data)
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
     with building(config):  # a configuration too big for this machine: one line
-        trainer = build_trainer(model, config, seed)
+        trainer = build_trainer(model, config, seed, device, precision)
     synchronize(trainer)
     first_epoch = 0
     if resume:
@@ -129,9 +133,11 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     if not run.epochs_left(first_epoch, config.epochs):
         return 0
     on_chief(run.check_space, config, checkpoint.parameter_bytes(trainer), config.epochs - first_epoch)
-    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, first_epoch)
+    outputs = RunOutputs(run, model, sample_inputs(config, seed), steps_per_epoch, data_info, first_epoch, precision)
+    if is_chief():
+        log.info("training on %s in %s", describe_device(device), precision)
     try:
-        trainer.fit(lambda epoch: batches(data, spec, config.batch_size, epoch, config.conditional),
+        trainer.fit(lambda epoch: batches(data, spec, config.batch_size, epoch, config.conditional, device),
                     epochs=config.epochs, initial_epoch=first_epoch, callbacks=[outputs],
                     verbose=int(progress and is_chief()), steps_per_epoch=steps_per_epoch)
     except KeyboardInterrupt:
@@ -148,9 +154,10 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     return 0
 
 
-def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None) -> int:
+def sample(model: str, checkpoint_path: Path, out: Path, num: int, seed: int, label: str | None = None,
+           device: str = "auto") -> int:
     check_picture_out(out)
-    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path)
+    trainer, meta, path = checkpoint.load_trained(model, checkpoint_path, device)
     inputs = sample_request(meta, trainer.config, num, seed, label)
     try:
         save_grid(to_uint8(checkpoint.generate(trainer, inputs)), out, inputs.rows)

@@ -3,9 +3,11 @@
 The pixels come from `specs.datasets` (one cache, one resize), so both backends train on the same bytes.
 Batch order is `spec.batch_order(epoch, ...)`: the same seed gives the same batches in the same order in both.
 Scaling: x in 0..255 -> (x - 127.5) / 127.5 in float32, bitwise equal to `specs.datasets.to_unit`.
-Layout: (N, C, H, W), as torch convolutions expect; the cache (and keras_impl) keep (N, H, W, C).
+Layout: (N, C, H, W), as torch convolutions expect, stored channels-last (torch.channels_last), as the trainers'
+kernels are (torch_impl/trainers.py): the cache's own (N, H, W, C) bytes in order, with no transposing copy.
 Full batches only (the remainder of an epoch is dropped), so every batch has the same static shape.
 With several processes (torch_impl/distributed.py) each reads its own part of every global batch of that order.
+Batches are made on the CPU and handed over on the trainer's device (`device`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from torch_impl.distributed import shard
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float32 -1..1 as (x - 127.5) / 127.5, contiguous whatever the strides of `images`.
+    """uint8 0..255 -> float32 -1..1 as (x - 127.5) / 127.5, channels-last (N, C, H, W) whatever the strides of
+    `images` (the cache's (N, H, W, C) permuted to (N, C, H, W) is channels-last already: a straight conversion).
 
-    Same IEEE operations as `(images.float() - 127.5) / 127.5`, in three passes without temporaries: the
-    conversion also lays a permuted view out contiguously (half the time of .contiguous() then .float()).
+    Same IEEE operations as `(images.float() - 127.5) / 127.5`, in three passes without temporaries.
     """
-    unit = images.to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # x.float()
+    unit = images.to(torch.float32, memory_format=torch.channels_last, copy=True)  # x.float()
     return unit.sub_(127.5).div_(127.5)
 
 
@@ -34,16 +36,18 @@ def to_batch(
     images: np.ndarray, labels: np.ndarray, num_classes: int, one_hot: bool
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Cache slices uint8 (N, H, W, C), int64 (N,) -> images float32 (N, C, H, W), or (images, one-hot)."""
-    images = to_unit(torch.from_numpy(images).permute(0, 3, 1, 2))  # (N, C, H, W), contiguous
+    images = to_unit(torch.from_numpy(images).permute(0, 3, 1, 2))  # (N, C, H, W), channels-last
     if not one_hot:
         return images
     return images, F.one_hot(torch.from_numpy(labels), num_classes).float()  # (N, num_classes)
 
 
 def batches(
-    data: Cached, spec: DatasetSpec, batch_size: int, epoch: int, one_hot: bool = False
+    data: Cached, spec: DatasetSpec, batch_size: int, epoch: int, one_hot: bool = False,
+    device: torch.device | str = "cpu",
 ) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
-    """The batches of one epoch: images float32 (N, C, H, W) in [-1, 1], or (images, one-hot float32 labels).
+    """The batches of one epoch on `device`: images float32 (N, C, H, W) in [-1, 1], or (images, one-hot float32
+    labels).
 
     One epoch per call: the training loop asks for batches(data, spec, batch_size, epoch) at every epoch.
     Raises DataError (at the call, not at the first batch) when the data set is smaller than one batch.
@@ -55,4 +59,7 @@ def batches(
         for indices in order:
             yield data.images[indices], data.labels[indices]
 
-    return (to_batch(images, labels, data.num_classes, one_hot) for images, labels in uint8_batches())
+    def on_device(batch):
+        return tuple(part.to(device) for part in batch) if isinstance(batch, tuple) else batch.to(device)
+
+    return (on_device(to_batch(images, labels, data.num_classes, one_hot)) for images, labels in uint8_batches())

@@ -7,6 +7,10 @@ Label noise U ~ U(0, 1): targets t_real = 1 - s - a*U, t_fake = a*U, or the book
 label smoothing, 0 in the book). z ~ N(0, 1), or U(-1, 1) for published models that draw it so.
 Update orders: "simultaneous" (the book: D and G gradients from one forward pass) or "alternating" (D step, then
 a G step through a fresh pass of the updated D). Layout NCHW; layer names equal those of the Keras file.
+Precision (torch_impl/devices.py): under bfloat16 or float16 the layers compute in that dtype under autocast, but
+each network returns float32 (its last layer, tanh or flatten, takes float32), so both losses are computed in
+float32 from float32 logits; weights, Adam's moments and checkpoints are float32. float16 scales the losses
+(`scale_loss`) before the gradients are taken.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from specs.models import DCGANConfig, GANConfig, torch_bn_momentum, torch_leaky_slope
+from torch_impl.devices import loss_scaling
 from torch_impl.distributed import global_batch, replica_part, replica_share
-from torch_impl.loop import Trainer, apply_gradients, keras_default_init
+from torch_impl.loop import Dropout, Network, Trainer, apply_gradients, keras_default_init, scale_loss
 from torch_impl.optim import Adam
 
 # ---------------------------------------------------------------------------------------------------- Networks
@@ -30,7 +35,7 @@ def batch_norm(channels: int, config: GANConfig) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=config.bn_epsilon, momentum=torch_bn_momentum(config.bn_momentum))
 
 
-class Generator(nn.Sequential):
+class Generator(Network):
     """z (N, latent_dim), or concat(z, one-hot) for a conditional model -> image (N, C, S, S) in [-1, 1]."""
 
     def __init__(self, config: GANConfig):
@@ -52,7 +57,7 @@ class Generator(nn.Sequential):
         self.apply(keras_default_init)
 
 
-class Discriminator(nn.Sequential):
+class Discriminator(Network):
     """Image (N, C, S, S) -> logit (N, 1)."""
 
     def __init__(self, config: DCGANConfig):
@@ -63,7 +68,7 @@ class Discriminator(nn.Sequential):
             if i > 1:
                 layers += [(f"bn{i}", batch_norm(width, config))]
             layers += [(f"act{i}", nn.LeakyReLU(torch_leaky_slope(config.leaky_slope)))]
-            layers += [(f"drop{i}", nn.Dropout(config.dropout))]
+            layers += [(f"drop{i}", Dropout(config.dropout))]
             in_channels = width  # (N, width, S / 2 ** i, S / 2 ** i)
         last = config.num_blocks + 1
         layers += [(f"conv{last}", nn.Conv2d(in_channels, 1, 4, stride=1, padding=0, bias=False))]  # (N, 1, 1, 1)
@@ -104,9 +109,11 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 def adam(params, config: GANConfig) -> Adam:
     """Adam with every hyperparameter from the configuration, epsilon included, stepping by Keras's rule
-    (torch_impl/optim.py: where the two frameworks add epsilon differs)."""
+    (torch_impl/optim.py: where the two frameworks add epsilon differs); with dynamic loss scaling under float16;
+    torch's fused kernel (one pass over each tensor: the same steps, in fewer passes over memory)."""
     betas = (config.beta_1, config.beta_2)
-    return Adam(params, lr=config.learning_rate, betas=betas, epsilon=config.adam_epsilon)
+    return Adam(params, lr=config.learning_rate, betas=betas, epsilon=config.adam_epsilon, loss_scale=loss_scaling(),
+                fused=True)
 
 
 class DCGAN(Trainer):
@@ -129,16 +136,16 @@ class DCGAN(Trainer):
 
     def sample_noise(self, batch_size: int, z=None, label_noise=None) -> tuple[torch.Tensor, torch.Tensor]:
         """z ~ N(0, 1) or U(-1, 1) of shape (N, latent_dim) and label noise ~ U(0, 1) of shape (2, N, 1), unless
-        given."""
-        dtype = next(self.parameters()).dtype
+        given; drawn on the CPU (the same numbers on every device), on the weights' device."""
+        weight = next(self.parameters())
         shape = (batch_size, self.config.latent_dim)
         if z is None and self.config.latent_distribution == "uniform":
-            z = 2 * torch.rand(*shape, generator=self.rng, dtype=dtype) - 1
+            z = 2 * torch.rand(*shape, generator=self.rng, dtype=weight.dtype) - 1
         elif z is None:
-            z = torch.randn(*shape, generator=self.rng, dtype=dtype)
+            z = torch.randn(*shape, generator=self.rng, dtype=weight.dtype)
         if label_noise is None:
-            label_noise = torch.rand(2, batch_size, 1, generator=self.rng, dtype=dtype)
-        return z, label_noise
+            label_noise = torch.rand(2, batch_size, 1, generator=self.rng, dtype=weight.dtype)
+        return z.to(weight.device), label_noise.to(weight.device)
 
     def gan_losses(self, real, z, label_noise) -> dict[str, torch.Tensor]:
         """One forward pass of both networks in training mode: both losses and both logits."""
@@ -157,7 +164,8 @@ class DCGAN(Trainer):
         g_params = list(self.generator.parameters())
         if self.config.update_order == "simultaneous":
             out = self.gan_losses(real, z, label_noise)
-            d_share, g_share = replica_share(out["d_loss"]), replica_share(out["g_loss"])  # of the global losses
+            d_share = scale_loss(self.d_optimizer, replica_share(out["d_loss"]))  # of the global losses (scaled
+            g_share = scale_loss(self.g_optimizer, replica_share(out["g_loss"]))  # under float16)
             d_grads = torch.autograd.grad(d_share, d_params, retain_graph=True)
             g_grads = torch.autograd.grad(g_share, g_params)
             apply_gradients(self.d_optimizer, zip(d_grads, d_params))
@@ -171,11 +179,11 @@ class DCGAN(Trainer):
             real_logits = self.discriminator(real)
             fake_logits = self.discriminator(fake.detach())
             d_loss = discriminator_loss(real_logits, fake_logits, real_targets, fake_targets, self.config)
-            d_share = replica_share(d_loss)
+            d_share = scale_loss(self.d_optimizer, replica_share(d_loss))
             d_grads = torch.autograd.grad(d_share, d_params)
             apply_gradients(self.d_optimizer, zip(d_grads, d_params))
             g_loss = generator_loss(self.discriminator(fake))  # a fresh pass through the updated D
-            g_share = replica_share(g_loss)
+            g_share = scale_loss(self.g_optimizer, replica_share(g_loss))
             g_grads = torch.autograd.grad(g_share, g_params)
             apply_gradients(self.g_optimizer, zip(g_grads, g_params))
         return {

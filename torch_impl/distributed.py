@@ -1,7 +1,8 @@
 """Data-parallel training for PyTorch: several processes share one global batch (mirror: keras_impl/distributed.py).
 
 `torchrun --nproc_per_node N -m torch_impl train ...` starts N processes and tells each its rank and the world size
-(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); without torchrun a run is one process and nothing here changes it.
+(RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); without torchrun a run is one process and nothing here
+changes it. On GPUs each process trains on the GPU of its LOCAL_RANK, and the collectives run over NCCL.
 Every process holds one replica of the trainer. A train step of N replicas computes what one process computes on
 the global batch (--batch-size), up to float rounding:
 - every replica reads its own contiguous part of each global batch of the seeded batch order (`shard`),
@@ -35,12 +36,17 @@ from torch_impl.loop import SyncBatchNorm
 # ---------------------------------------------------------------------------------------------------- Replicas
 
 
-def setup() -> None:
+def setup(device: torch.device | str = "cpu") -> None:
     """Join the process group that torchrun describes in the environment, once per process; without torchrun
-    (WORLD_SIZE unset or 1) do nothing. gloo carries CPU tensors, NCCL CUDA tensors where CUDA is present."""
+    (WORLD_SIZE unset or 1) do nothing. On a CUDA device (devices.select_device binds each process to the GPU of its
+    LOCAL_RANK) NCCL carries the CUDA tensors and gloo the CPU ones; on the CPU gloo carries all."""
     if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
-    dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    device = torch.device(device)
+    if device.type == "cuda":
+        dist.init_process_group("cpu:gloo,cuda:nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
     atexit.register(dist.destroy_process_group)
 
 

@@ -2,8 +2,9 @@
 
 `Trainer.fit` walks epochs of batches, calls the model's `train_step`, averages its metrics over the epoch (as
 Keras's `Mean` trackers do), shows a tqdm bar, and calls callbacks with Keras's method names, so a run's outputs
-are produced by the same hooks in both backends. `apply_gradients` mirrors `optimizer.apply_gradients`, and
-`keras_default_init` gives torch layers the initialisation that Keras layers have by default.
+are produced by the same hooks in both backends. `apply_gradients` mirrors `optimizer.apply_gradients`,
+`keras_default_init` gives torch layers the initialisation that Keras layers have by default, and `Network` is the
+nn.Sequential of the models, which computes in its precision as a Keras network does under its dtype policy.
 With several replicas (torch_impl/distributed.py) this file also does what Keras does under tf.distribute: the
 optimizer step sums the gradients over the replicas, `fit` logs the mean of the replicas' metrics, and
 `SyncBatchNorm` is BatchNorm on the global batch (Keras: `BatchNormalization(synchronized=True)`).
@@ -11,12 +12,15 @@ optimizer step sums the gradients over the replicas, `fit` logs the mean of the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
+
+from torch_impl.devices import compute_dtype
 
 
 def keras_default_init(module: nn.Module) -> None:
@@ -27,13 +31,64 @@ def keras_default_init(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask is drawn as U(0, 1) >= rate in float32, then scaled by 1 / (1 - rate): the same
+    Bernoulli(1 - rate) mask and scale as F.dropout's (and as Keras's Dropout, which draws it the same way), from
+    torch's vectorised uniform draw instead of its CPU `bernoulli_`, which draws one number at a time (it took 12%
+    of a digits DCGAN train step here; benchmarks/profile_step.py)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        scale = 1 / (1 - self.p) if self.p < 1 else 0.0
+        mask = torch.rand_like(x, dtype=torch.float32).ge_(self.p).mul_(scale)  # 0 or 1 / (1 - p), x's layout
+        return x * mask.to(x.dtype)
+
+
+class Network(nn.Sequential):
+    """The layers in order, computing in the precision policy they were built under (torch_impl/devices.py): in
+    training mode, under float16 or bfloat16, every layer but the last runs under torch.autocast, and the last one
+    (tanh, flatten) takes its input in float32 (float64 stays float64), so the network hands back full precision.
+    Keras: each layer's dtype policy, the last one's float32. Inference mode (samples, eval, export) is float32."""
+
+    def __init__(self, layers):
+        super().__init__(layers)
+        self.compute_dtype = compute_dtype()  # None: the weights' dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *body, last = self
+        mixed = self.compute_dtype is not None and self.training
+        with torch.autocast(x.device.type, dtype=self.compute_dtype) if mixed else contextlib.nullcontext():
+            for layer in body:
+                x = layer(x)
+        return last(x.to(torch.promote_types(x.dtype, torch.float32)))
+
+
+def scale_loss(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """The loss to differentiate for `optimizer`: times its dynamic loss scale under float16 (optim.Adam), else
+    the loss itself, whatever the optimiser (Keras: `optimizer.scale_loss(loss)`)."""
+    return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+
+
 def apply_gradients(optimizer: torch.optim.Optimizer, grads_and_params: Iterable) -> None:
     """Set each parameter's gradient and take one optimizer step (Keras: `optimizer.apply_gradients`); with several
-    replicas the gradients are first summed over them, as Keras's optimizer sums them under tf.distribute."""
+    replicas the gradients are first summed over them, as Keras's optimizer sums them under tf.distribute. With loss
+    scaling (float16) the step unscales the gradients, is skipped when one is not finite, and adapts the scale
+    (torch.amp.GradScaler; Keras: LossScaleOptimizer.apply_gradients)."""
     grads, params = zip(*grads_and_params)
     for grad, param in zip(sum_over_replicas(list(grads)), params):
-        param.grad = grad
-    optimizer.step()
+        param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)  # (*)
+    scaler = getattr(optimizer, "grad_scaler", None)
+    if scaler is None:
+        optimizer.step()
+        return
+    scaler.step(optimizer)
+    scaler.update()
+
+
+# (*) A gradient in the parameter's own memory layout: a critic's gradients, summed from its double backward, come
+# back contiguous while its kernels are channels-last, and the fused Adam (optim.py) reads the parameter, gradient and
+# moments as flat arrays of one layout; without this copy it would update with the wrong elements.
 
 
 # ------------------------------------------------------------------------------------------------- Replicas
@@ -161,7 +216,9 @@ class Trainer(nn.Module):
             sums: dict[str, float] = {}
             progress = tqdm(batches(epoch), f"Epoch {epoch + 1}/{epochs}", steps_per_epoch, disable=not verbose)
             for step, batch in enumerate(progress, start=1):
-                values = {name: float(value) for name, value in mean_over_replicas(self.train_step(batch)).items()}
+                values = mean_over_replicas(self.train_step(batch))
+                values = dict(zip(values, torch.stack([value.detach().double() for value in values.values()]).tolist()))
+                # one read of the step's values (a GPU run waits for its device once a step, not once a value)
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value
                 logs = {name: total / step for name, total in sums.items()}

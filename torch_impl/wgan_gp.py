@@ -7,6 +7,11 @@ GP = mean over samples of (||grad_x^ C(x^)||_2 - 1)^2, x^ = x + alpha (G(z) - x)
 alpha ~ U(0, 1) of shape (N, 1, 1, 1) (the book draws N(0, 1): a known bug, kept as an option).
 Each train step: `critic_steps` critic updates, each with fresh z, then one generator update.
 The generator is the DCGAN one (torch_impl/dcgan.py), with a bias on its last convT. Layout NCHW.
+Precision (torch_impl/devices.py): under bfloat16 or float16 the layers compute in that dtype under autocast and
+the networks return float32 images and scores; the penalty's inner gradient is taken, outside autocast, with
+respect to the float32 x^ and is float32, and its norm, the penalty and the losses are computed in float32.
+float16 scales the losses (`scale_loss`) before the gradients are taken; the inner gradient needs no scale, since
+the penalty holds its norm near 1.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from torch import nn
 from specs.models import WGANGPConfig, torch_leaky_slope
 from torch_impl.dcgan import Generator, adam
 from torch_impl.distributed import global_batch, replica_part, replica_share
-from torch_impl.loop import Trainer, apply_gradients, keras_default_init
+from torch_impl.loop import Dropout, Network, Trainer, apply_gradients, keras_default_init, scale_loss
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
 
-class Critic(nn.Sequential):
+class Critic(Network):
     """Image (N, C, S, S), with K label planes for a conditional model -> score (N, 1)."""
 
     def __init__(self, config: WGANGPConfig):
@@ -35,7 +40,7 @@ class Critic(nn.Sequential):
             layers += [(f"conv{i}", nn.Conv2d(in_channels, width, 4, stride=2, padding=1))]  # halves H, W
             layers += [(f"act{i}", nn.LeakyReLU(torch_leaky_slope(slope)))]
             if i > 1:
-                layers += [(f"drop{i}", nn.Dropout(config.dropout))]
+                layers += [(f"drop{i}", Dropout(config.dropout))]
             in_channels = width  # (N, width, S / 2 ** i, S / 2 ** i)
         last = config.num_blocks + 1
         layers += [(f"conv{last}", nn.Conv2d(in_channels, 1, 4, stride=1, padding=0))]  # (N, 1, 1, 1)
@@ -51,7 +56,8 @@ def gradient_penalty(critic, real, fake, alpha, epsilon: float) -> torch.Tensor:
     """mean((||grad C(x^)|| - 1)^2) at x^ = real + alpha (fake - real); differentiable in the critic's weights."""
     x_hat = (real + alpha * (fake - real)).detach().requires_grad_(True)  # the penalty looks at x^ alone
     scores = critic(x_hat)
-    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)  # create_graph: GP trains the critic
+    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)  # create_graph: GP trains the critic;
+    # float32 scores and x^, so grads are float32 whatever precision the critic's layers compute in
     norm = torch.sqrt(grads.square().sum(dim=(1, 2, 3)) + epsilon)  # per sample, over C, H, W
     return ((norm - 1) ** 2).mean()
 
@@ -98,14 +104,15 @@ class WGANGP(Trainer):
 
     def sample_noise(self, batch_size: int, z=None, alpha=None) -> tuple[torch.Tensor, torch.Tensor]:
         """z of shape (critic_steps + 1, N, latent_dim): one per critic step, the last for G; alpha of shape
-        (critic_steps, N, 1, 1, 1), U(0, 1) or (book) N(0, 1); each unless given."""
-        dtype, steps = next(self.parameters()).dtype, self.config.critic_steps
+        (critic_steps, N, 1, 1, 1), U(0, 1) or (book) N(0, 1); each unless given; drawn on the CPU (the same numbers
+        on every device), on the weights' device."""
+        weight, steps = next(self.parameters()), self.config.critic_steps
         if z is None:
-            z = torch.randn(steps + 1, batch_size, self.config.latent_dim, generator=self.rng, dtype=dtype)
+            z = torch.randn(steps + 1, batch_size, self.config.latent_dim, generator=self.rng, dtype=weight.dtype)
         if alpha is None:
             draw = torch.rand if self.config.alpha_distribution == "uniform" else torch.randn
-            alpha = draw(steps, batch_size, 1, 1, 1, generator=self.rng, dtype=dtype)
-        return z, alpha
+            alpha = draw(steps, batch_size, 1, 1, 1, generator=self.rng, dtype=weight.dtype)
+        return z.to(weight.device), alpha.to(weight.device)
 
     def penalty(self, real, fake, alpha, labels=None) -> torch.Tensor:
         """The gradient penalty of this model's critic, taken with respect to the images alone."""
@@ -134,11 +141,12 @@ class WGANGP(Trainer):
             with torch.no_grad():
                 fake = self.generate(z[step], labels)  # fresh z for every critic step
             out = self.critic_losses(real, fake, alpha[step], labels)
-            c_share = replica_share(out["c_loss"])  # this replica's share of the global loss
+            c_share = scale_loss(self.c_optimizer, replica_share(out["c_loss"]))  # this replica's share of the
+            # global loss (scaled under float16)
             c_grads = torch.autograd.grad(c_share, c_params)
             apply_gradients(self.c_optimizer, zip(c_grads, c_params))
         g_loss = generator_loss(self.score(self.generate(z[-1], labels), labels))
-        g_share = replica_share(g_loss)
+        g_share = scale_loss(self.g_optimizer, replica_share(g_loss))
         g_grads = torch.autograd.grad(g_share, g_params)
         apply_gradients(self.g_optimizer, zip(g_grads, g_params))
         return {name: value.detach() for name, value in out.items()} | {"g_loss": g_loss.detach()}
