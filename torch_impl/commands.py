@@ -117,7 +117,6 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
     run = Run(out, checkpoint.CHECKPOINT, keep)
     on_chief(run.prepare, resume)
     data = spec.load()
-    on_chief(report_data, spec, data)
     config = conditioned_on(config, data.num_classes)
     data_info = data_record(spec, data)
     steps_per_epoch = len(spec.batch_order(0, len(data.labels), config.batch_size))
@@ -130,6 +129,7 @@ def train(model: str, config, spec: DatasetSpec, out: Path, seed: int, resume: b
         check_resumable(state["meta"], BACKEND, model, config, data_info)
         checkpoint.restore(trainer, state)
         first_epoch = state["meta"]["epoch"] + 1
+    on_chief(report_data, spec, data)  # what it trains on, once the data is known to suit the run
     if not run.epochs_left(first_epoch, config.epochs):
         return 0
     on_chief(run.check_space, config, checkpoint.parameter_bytes(trainer), config.epochs - first_epoch)
