@@ -469,7 +469,7 @@ def case_resume_other_config(backend, own, other, tmp):
 def case_resume_other_data(backend, own, other, tmp):
     run = shutil.copytree(own, tmp / "run")
     return ["train", "dcgan", *TINY, "--seed", "3", "--resume", "--out", str(run)], run, [
-        "trained on other data (seed: 0 -> 3)", "--dataset and --seed"]
+        "trained on other data (seed: 0 -> 3)", "--dataset, --seed"]
 
 
 def case_sample_other_backend_folder(backend, own, other, tmp):

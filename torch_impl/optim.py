@@ -48,8 +48,14 @@ class Adam(torch.optim.Adam):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """torch's, and the loss scale where both the state and this optimiser have one (a run resumed in another
-        precision keeps its moments and starts or drops the scale)."""
+        precision keeps its moments and starts or drops the scale). Each moment takes its parameter's memory layout:
+        the fused kernel reads parameter, gradient and moments as flat arrays of one layout, and a moment read from a
+        file (or converted from Keras) is contiguous where a channels-last kernel is not."""
         super().load_state_dict(state_dict)
+        for parameter, state in self.state.items():
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == parameter.shape and value.stride() != parameter.stride():
+                    state[key] = torch.empty_like(parameter).copy_(value)
         if self.loss_scale and state_dict.get("loss_scale"):
             self._scaler_state = state_dict["loss_scale"]
             if self.grad_scaler is not None:
