@@ -31,7 +31,6 @@ import keras
 import numpy as np
 
 from keras_impl.cgan import generator_input
-from keras_impl.dcgan import Generator
 from keras_impl.devices import select_device
 from keras_impl.trainers import build_trainer
 from specs.images import save_atomically, write_atomically
@@ -160,7 +159,7 @@ def generate(trainer, inputs: SampleInputs) -> np.ndarray:
     generator = trainer.generator
     if generator.compute_dtype == generator.variable_dtype:
         return keras.ops.convert_to_numpy(trainer(*arrays, training=False))
-    copy = Generator(generator.config)  # built under the process's float32 policy
+    copy = type(generator)(generator.config)  # its class (the book's or a published one), under float32
     copy.set_weights(generator.get_weights())
     z = inputs.z if inputs.one_hot is None else generator_input(inputs.z, inputs.one_hot)
     return keras.ops.convert_to_numpy(copy(z, training=False))

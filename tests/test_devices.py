@@ -109,6 +109,17 @@ def test_parity_checks_refuse_a_missing_gpu_and_run_without_tf32(capsys):
 # ---------------------------------------------------------------------------------------------------- Precision
 
 
+@pytest.mark.parametrize("preset", ["pytorch-gan-mlp", "face32"])
+def test_a_published_generator_draws_its_bfloat16_grid_in_float32(preset):
+    """Keras draws a mixed-precision run's grids from a float32 copy of the run's own generator class (a published
+    network here, not the book's generator, whose weights would not fit)."""
+    config = get_config("published", preset)
+    trainer = build_keras_trainer("published", config, precision="bfloat16")
+    images = keras_checkpoint.generate(trainer, sample_inputs(config, seed=0, count=4))
+    assert images.dtype == np.float32 and np.isfinite(images).all()
+    assert images.shape == (4, config.image_size, config.image_size, config.channels)
+
+
 @pytest.mark.parametrize("model", ["dcgan", "wgan_gp", "cgan"])
 def test_bfloat16_trains_an_epoch_with_finite_losses(backend, model, tmp_path):
     run = tmp_path / "run"
