@@ -378,16 +378,50 @@ def test_quality_benchmark_smoke(digits):
     real = quality.score(classifier, data.images, data.images[:100], data.labels[:100], 10)  # real images as a CGAN
     assert real["accuracy"] > 0.95
     cells["cgan", "torch", "float32"] = [real | {"seconds": 0.0}]
-    baseline = quality.real_baseline(classifier, data.images)
-    text = benchmark.table(cells, baseline, classifier, args)
-    assert "| dcgan | 2 | torch |" in text and "| cgan | 2 | torch |" in text and "real vs real" in text
+    size = (32, 1)  # one classifier and one real-vs-real row per image size and channels
+    baseline, classifiers = {size: quality.real_baseline(classifier, data.images)}, {size: classifier}
+    text = benchmark.table(cells, baseline, classifiers, args)
+    assert "| dcgan | 32x32x1 | 2 | torch |" in text and "| cgan | 32x32x1 | 2 | torch |" in text
+    assert f"| real vs real (two halves) | 32x32x1 |  |  | {baseline[size]['fid']:.2f} |" in text
     # several precisions: a precision column, and each FID against the same backend's float32 FID
     args = benchmark.parse_args(["--steps", "2", "--seeds", "2", "--models", "dcgan", "--backends", "torch",
                                  "--precision", "float32", "bfloat16"])
     cells = {("dcgan", "torch", precision): [{"fid": fid, "kid": 0.0, "seconds": 1.0} for fid in fids]
              for precision, fids in (("float32", (4.0, 4.2)), ("bfloat16", (4.5, 4.7)))}
-    text = benchmark.table(cells, baseline, classifier, args)
-    assert "| dcgan | 2 | torch | bfloat16 | 4.60 ± 0.14 |" in text and "+0.50 (beyond the seed spread)" in text
+    text = benchmark.table(cells, baseline, classifiers, args)
+    assert "| dcgan | 32x32x1 | 2 | torch | bfloat16 | 4.60 ± 0.14 |" in text
+    assert "+0.50 (beyond the seed spread)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| real vs real"))
+    assert row.count("|") == text.splitlines()[2].count("|")  # as many cells as the header
+
+
+def test_quality_benchmark_scores_a_published_preset_at_its_own_size(digits):
+    """A published preset trains on the digits at its own size and channels; its rows, and the real-vs-real row of
+    that size, say so; each precision keeps its cells; a published-only run writes the published table."""
+    benchmark = load_script("quality")
+    _, spec, classifier = digits
+    images, requested, _ = benchmark.train_and_sample("torch", "pytorch-gan-mlp", 0, 2, 8, spec.cache_dir)
+    assert images.shape == (8, 28, 28, 1) and images.dtype == np.uint8 and requested is None
+    assert benchmark.images_of("face32") == (32, 3) and benchmark.images_of("cgan") == (32, 1)
+    assert benchmark.digits_spec("celeba-keras").image_size == 64 and benchmark.digits_spec("face32").channels == 3
+    args = benchmark.parse_args(["--seeds", "2", "--models", "dcgan", "face32", "--precision", "float32", "bfloat16"])
+    assert args.steps_for == [280, 60]
+    cells = {(model, backend, precision): [{"fid": fid, "kid": 0.001, "seconds": 1.0} for fid in (5.0, 5.5)]
+             for model in ("dcgan", "face32") for backend in ("torch", "keras")
+             for precision in ("float32", "bfloat16")}
+    sizes = {(32, 1): {"fid": 0.5, "kid": 0.0}, (32, 3): {"fid": 0.75, "kid": 0.0}}
+    text = benchmark.table(cells, sizes, dict.fromkeys(sizes, classifier), args)
+    assert "| face32 | 32x32x3 | 60 | keras | bfloat16 | 5.25 ± 0.35 |" in text
+    assert "| dcgan | 32x32x1 | 280 | torch | float32 | 5.25 ± 0.35 |" in text
+    assert "| real vs real (two halves) | 32x32x3 |  |  |  | 0.75 |" in text
+    assert "--models dcgan face32 --precision float32 bfloat16`: digits at each model's size (32x32x1, 32x32x3)" in text
+    assert benchmark.readme_markers(args) == benchmark.PRECISION_MARKERS
+    published = benchmark.parse_args(["--models", *benchmark.PUBLISHED, "--readme"])
+    assert benchmark.readme_markers(published) == benchmark.PUBLISHED_MARKERS
+    assert benchmark.readme_markers(benchmark.parse_args(["--models", "dcgan", "face32"])) == benchmark.MARKERS
+    assert benchmark.PUBLISHED_MARKERS[0] in (ROOT / "README.md").read_text()
+    with pytest.raises(SystemExit):  # no README table for published presets in several precisions
+        benchmark.parse_args(["--models", "face32", "--precision", "float32", "bfloat16", "--readme"])
 
 
 def test_quality_benchmark_writes_between_the_readme_markers(tmp_path):
@@ -433,3 +467,4 @@ def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_
     assert "| digits | dcgan | 2.00 (2.00) | 2.00 (2.00) |" in text  # bfloat16 against float32
     assert "| torch contiguous | 0.83 |" in text
     assert "| digits | dcgan | torch | bfloat16 | 256.0 | 6400.0 | 25.00 |" in text
+
