@@ -384,7 +384,8 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precis
     median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
     intra = (tf.config.threading.get_intra_op_parallelism_threads() or "auto") if backend == "tensorflow" else "auto"
     return {"seconds": seconds, "median_step": median, "threads": intra, "cpu_step": cpu / steps,
-            "device": describe_device(device), "jit_compile": trainer.jit_compile}
+            "device": describe_device(device), "jit_compile": trainer.jit_compile,
+            "frameworks": [name for name in ("tensorflow", "jax", "torch") if name in sys.modules]}  # it loaded
 
 
 # ----------------------------------------------------------------------------------------------- Processes

@@ -9,6 +9,8 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -468,3 +470,75 @@ def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_
     assert "| torch contiguous | 0.83 |" in text
     assert "| digits | dcgan | torch | bfloat16 | 256.0 | 6400.0 | 25.00 |" in text
 
+
+def test_throughput_runs_each_model_at_its_own_presets_and_counts_the_published_flops():
+    """Only the model/preset pairs that exist run; the published networks' FLOPs are counted by hooks (checked by
+    hand on the MLP); a published preset runs as a cell, ours and the reference loop, and gets its own columns."""
+    benchmark = load_script("throughput")
+    args = benchmark.parse_args(["--models", "dcgan", "published", "--presets", "digits", "pytorch-gan-mlp",
+                                 "--variants", "--precisions", "float32"])
+    assert benchmark.pairs(args) == [("digits", "dcgan"), ("pytorch-gan-mlp", "published")]
+    assert [(cell["preset"], cell["model"], cell["backend"]) for cell in benchmark.cells_of(args)] == [
+        ("digits", "dcgan", "torch"), ("digits", "dcgan", "keras"),
+        ("pytorch-gan-mlp", "published", "torch"), ("pytorch-gan-mlp", "published", "keras")]
+    with pytest.raises(SystemExit):  # no model of the run has the preset
+        benchmark.parse_args(["--models", "dcgan", "--presets", "face32"])
+    mlp = benchmark.config_of("published", "pytorch-gan-mlp", 128)  # z 100 -> 128 -> 256 -> 512 -> 1024 -> 784
+    generator = 2 * (100 * 128 + 128 * 256 + 256 * 512 + 512 * 1024 + 1024 * 784)
+    assert benchmark.published_flops(mlp) == (generator, 2 * (784 * 512 + 512 * 256 + 256 * 1))
+    # pytorch/examples' DCGAN, kernel 4 (16 taps): a convT's input pixel meets every tap, a conv's output pixel reads
+    # every tap; G 1 -> 4 -> 8 -> 16 -> 32 -> 64 pixels a side (100, 512, 256, 128, 64, 3 channels), D the reverse
+    g = 2 * 16 * (1 * 100 * 512 + 4**2 * 512 * 256 + 8**2 * 256 * 128 + 16**2 * 128 * 64 + 32**2 * 64 * 3)
+    d = 2 * 16 * (32**2 * 3 * 64 + 16**2 * 64 * 128 + 8**2 * 128 * 256 + 4**2 * 256 * 512 + 1 * 512 * 1)
+    assert benchmark.published_flops(benchmark.config_of("published", "pytorch-examples", 128)) == (g, d)
+    for backend, variant in (("torch", "ours"), ("torch", "reference"), ("keras", "reference")):
+        spec = {"backend": backend, "model": "published", "preset": "pytorch-gan-mlp", "variant": variant,
+                "max_batch": 8, "steps": 1, "warmup": 1}
+        assert benchmark.cell(spec).get("seconds", 0) > 0
+    results = {("pytorch-gan-mlp", "published", backend, "ours", "float32", "cpu"): {"median_step": step}
+               for backend, step in (("torch", 0.5), ("keras", 0.25))}
+    text = benchmark.report(args, results, {})
+    assert "| pytorch-gan-mlp | published | 64 | float32 | 128.0 | 256.0 | 2.00 |" in text
+    assert "| digits | dcgan | 64 | float32 | nan | nan |" in text  # not run: no number made up
+
+
+def test_throughput_runs_keras_on_jax_and_pytorch_in_processes_of_their_own(monkeypatch):
+    """Each Keras backend's cell runs in a child with its KERAS_BACKEND (and the CPU named to JAX and to Keras's
+    torch backend as gan-keras names it); a keras-jax cell really trains on JAX, without TensorFlow's tf.data; the
+    report adds a column per backend and the fastest backend per model."""
+    benchmark = load_script("throughput")
+    spec = {"backend": "keras-jax", "model": "published", "preset": "pytorch-gan-mlp", "variant": "ours",
+            "max_batch": 8, "steps": 2, "warmup": 1, "precision": "float32", "device": "cpu"}
+    env = benchmark.child_environment(spec)
+    assert env["KERAS_BACKEND"] == "jax" and env["JAX_PLATFORMS"] == "cpu"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)  # this checkout's packages, whatever is installed
+    torch_env = benchmark.child_environment(spec | {"backend": "keras-torch"})
+    assert torch_env["KERAS_BACKEND"] == "torch" and torch_env["KERAS_TORCH_DEVICE"] == "cpu"
+    assert benchmark.child_environment(spec | {"backend": "keras"})["KERAS_BACKEND"] == "tensorflow"
+    torch_cell = benchmark.child_environment(spec | {"backend": "torch"})  # torch's cell: gan-torch's OpenMP setting
+    assert torch_cell.get("KERAS_BACKEND") == os.environ.get("KERAS_BACKEND") and "OMP_WAIT_POLICY" in torch_cell
+    assert benchmark.run_child(spec | {"device": "mps"}) == {"error": "--device mps: JAX has no Apple GPU backend; "
+                                                             "use --backend torch or tensorflow, or --device cpu"}
+    result = benchmark.run_child(spec)  # a real child process
+    assert result["device"].endswith("(Keras on jax)") and result["jit_compile"] is True, result
+    assert result["frameworks"] == ["jax"]  # a repeated numpy batch: neither tf.data nor torch loaded
+    assert result["median_step"] > 0
+    seen = []
+
+    def fake_run(command, env, **kwargs):
+        seen.append(env["KERAS_BACKEND"])
+        return subprocess.CompletedProcess(command, 0, stdout='{"gflops": 1.0}\n', stderr="")
+
+    monkeypatch.setattr(benchmark.subprocess, "run", fake_run)
+    assert benchmark.run_child({"backend": "keras-torch", "variant": "peak"}) == {"gflops": 1.0}
+    assert seen == ["torch"]
+    args = benchmark.parse_args(["--models", "dcgan", "--presets", "digits", "--backends", "torch", "keras",
+                                 "keras-jax", "--variants", "--precisions", "float32"])
+    assert [cell["backend"] for cell in benchmark.cells_of(args)] == ["torch", "keras", "keras-jax"]  # ours only
+    results = {("digits", "dcgan", backend, "ours", "float32", "cpu"): {"median_step": step, "cpu_step": step}
+               for backend, step in (("torch", 0.5), ("keras", 0.4), ("keras-jax", 0.25))}
+    text = benchmark.report(args, results, {})
+    assert "| Keras on JAX img/s | Keras on JAX ÷ torch | Keras on JAX ÷ torch per CPU-s |" in text
+    row = "| digits | dcgan | 64 | float32 | 128.0 | 160.0 | 1.25 | 128.0 | 160.0 | 1.25 | 256.0 | 2.00 | 2.00 |"
+    assert row in text
+    assert "| digits | dcgan | float32 | 128.0 (0.50) | 160.0 (0.62) | 256.0 (1.00) | Keras on JAX |" in text
