@@ -9,6 +9,8 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -378,16 +380,50 @@ def test_quality_benchmark_smoke(digits):
     real = quality.score(classifier, data.images, data.images[:100], data.labels[:100], 10)  # real images as a CGAN
     assert real["accuracy"] > 0.95
     cells["cgan", "torch", "float32"] = [real | {"seconds": 0.0}]
-    baseline = quality.real_baseline(classifier, data.images)
-    text = benchmark.table(cells, baseline, classifier, args)
-    assert "| dcgan | 2 | torch |" in text and "| cgan | 2 | torch |" in text and "real vs real" in text
+    size = (32, 1)  # one classifier and one real-vs-real row per image size and channels
+    baseline, classifiers = {size: quality.real_baseline(classifier, data.images)}, {size: classifier}
+    text = benchmark.table(cells, baseline, classifiers, args)
+    assert "| dcgan | 32x32x1 | 2 | torch |" in text and "| cgan | 32x32x1 | 2 | torch |" in text
+    assert f"| real vs real (two halves) | 32x32x1 |  |  | {baseline[size]['fid']:.2f} |" in text
     # several precisions: a precision column, and each FID against the same backend's float32 FID
     args = benchmark.parse_args(["--steps", "2", "--seeds", "2", "--models", "dcgan", "--backends", "torch",
                                  "--precision", "float32", "bfloat16"])
     cells = {("dcgan", "torch", precision): [{"fid": fid, "kid": 0.0, "seconds": 1.0} for fid in fids]
              for precision, fids in (("float32", (4.0, 4.2)), ("bfloat16", (4.5, 4.7)))}
-    text = benchmark.table(cells, baseline, classifier, args)
-    assert "| dcgan | 2 | torch | bfloat16 | 4.60 ± 0.14 |" in text and "+0.50 (beyond the seed spread)" in text
+    text = benchmark.table(cells, baseline, classifiers, args)
+    assert "| dcgan | 32x32x1 | 2 | torch | bfloat16 | 4.60 ± 0.14 |" in text
+    assert "+0.50 (beyond the seed spread)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| real vs real"))
+    assert row.count("|") == text.splitlines()[2].count("|")  # as many cells as the header
+
+
+def test_quality_benchmark_scores_a_published_preset_at_its_own_size(digits):
+    """A published preset trains on the digits at its own size and channels; its rows, and the real-vs-real row of
+    that size, say so; each precision keeps its cells; a published-only run writes the published table."""
+    benchmark = load_script("quality")
+    _, spec, classifier = digits
+    images, requested, _ = benchmark.train_and_sample("torch", "pytorch-gan-mlp", 0, 2, 8, spec.cache_dir)
+    assert images.shape == (8, 28, 28, 1) and images.dtype == np.uint8 and requested is None
+    assert benchmark.images_of("face32") == (32, 3) and benchmark.images_of("cgan") == (32, 1)
+    assert benchmark.digits_spec("celeba-keras").image_size == 64 and benchmark.digits_spec("face32").channels == 3
+    args = benchmark.parse_args(["--seeds", "2", "--models", "dcgan", "face32", "--precision", "float32", "bfloat16"])
+    assert args.steps_for == [280, 60]
+    cells = {(model, backend, precision): [{"fid": fid, "kid": 0.001, "seconds": 1.0} for fid in (5.0, 5.5)]
+             for model in ("dcgan", "face32") for backend in ("torch", "keras")
+             for precision in ("float32", "bfloat16")}
+    sizes = {(32, 1): {"fid": 0.5, "kid": 0.0}, (32, 3): {"fid": 0.75, "kid": 0.0}}
+    text = benchmark.table(cells, sizes, dict.fromkeys(sizes, classifier), args)
+    assert "| face32 | 32x32x3 | 60 | keras | bfloat16 | 5.25 ± 0.35 |" in text
+    assert "| dcgan | 32x32x1 | 280 | torch | float32 | 5.25 ± 0.35 |" in text
+    assert "| real vs real (two halves) | 32x32x3 |  |  |  | 0.75 |" in text
+    assert "--models dcgan face32 --precision float32 bfloat16`: digits at each model's size (32x32x1, 32x32x3)" in text
+    assert benchmark.readme_markers(args) == benchmark.PRECISION_MARKERS
+    published = benchmark.parse_args(["--models", *benchmark.PUBLISHED, "--readme"])
+    assert benchmark.readme_markers(published) == benchmark.PUBLISHED_MARKERS
+    assert benchmark.readme_markers(benchmark.parse_args(["--models", "dcgan", "face32"])) == benchmark.MARKERS
+    assert benchmark.PUBLISHED_MARKERS[0] in (ROOT / "README.md").read_text()
+    with pytest.raises(SystemExit):  # no README table for published presets in several precisions
+        benchmark.parse_args(["--models", "face32", "--precision", "float32", "bfloat16", "--readme"])
 
 
 def test_quality_benchmark_writes_between_the_readme_markers(tmp_path):
@@ -433,3 +469,76 @@ def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_
     assert "| digits | dcgan | 2.00 (2.00) | 2.00 (2.00) |" in text  # bfloat16 against float32
     assert "| torch contiguous | 0.83 |" in text
     assert "| digits | dcgan | torch | bfloat16 | 256.0 | 6400.0 | 25.00 |" in text
+
+
+def test_throughput_runs_each_model_at_its_own_presets_and_counts_the_published_flops():
+    """Only the model/preset pairs that exist run; the published networks' FLOPs are counted by hooks (checked by
+    hand on the MLP); a published preset runs as a cell, ours and the reference loop, and gets its own columns."""
+    benchmark = load_script("throughput")
+    args = benchmark.parse_args(["--models", "dcgan", "published", "--presets", "digits", "pytorch-gan-mlp",
+                                 "--variants", "--precisions", "float32"])
+    assert benchmark.pairs(args) == [("digits", "dcgan"), ("pytorch-gan-mlp", "published")]
+    assert [(cell["preset"], cell["model"], cell["backend"]) for cell in benchmark.cells_of(args)] == [
+        ("digits", "dcgan", "torch"), ("digits", "dcgan", "keras"),
+        ("pytorch-gan-mlp", "published", "torch"), ("pytorch-gan-mlp", "published", "keras")]
+    with pytest.raises(SystemExit):  # no model of the run has the preset
+        benchmark.parse_args(["--models", "dcgan", "--presets", "face32"])
+    mlp = benchmark.config_of("published", "pytorch-gan-mlp", 128)  # z 100 -> 128 -> 256 -> 512 -> 1024 -> 784
+    generator = 2 * (100 * 128 + 128 * 256 + 256 * 512 + 512 * 1024 + 1024 * 784)
+    assert benchmark.published_flops(mlp) == (generator, 2 * (784 * 512 + 512 * 256 + 256 * 1))
+    # pytorch/examples' DCGAN, kernel 4 (16 taps): a convT's input pixel meets every tap, a conv's output pixel reads
+    # every tap; G 1 -> 4 -> 8 -> 16 -> 32 -> 64 pixels a side (100, 512, 256, 128, 64, 3 channels), D the reverse
+    g = 2 * 16 * (1 * 100 * 512 + 4**2 * 512 * 256 + 8**2 * 256 * 128 + 16**2 * 128 * 64 + 32**2 * 64 * 3)
+    d = 2 * 16 * (32**2 * 3 * 64 + 16**2 * 64 * 128 + 8**2 * 128 * 256 + 4**2 * 256 * 512 + 1 * 512 * 1)
+    assert benchmark.published_flops(benchmark.config_of("published", "pytorch-examples", 128)) == (g, d)
+    for backend, variant in (("torch", "ours"), ("torch", "reference"), ("keras", "reference")):
+        spec = {"backend": backend, "model": "published", "preset": "pytorch-gan-mlp", "variant": variant,
+                "max_batch": 8, "steps": 1, "warmup": 1}
+        assert benchmark.cell(spec).get("seconds", 0) > 0
+    results = {("pytorch-gan-mlp", "published", backend, "ours", "float32", "cpu"): {"median_step": step}
+               for backend, step in (("torch", 0.5), ("keras", 0.25))}
+    text = benchmark.report(args, results, {})
+    assert "| pytorch-gan-mlp | published | 64 | float32 | 128.0 | 256.0 | 2.00 |" in text
+    assert "| digits | dcgan | 64 | float32 | nan | nan |" in text  # not run: no number made up
+
+
+def test_throughput_runs_keras_on_jax_and_pytorch_in_processes_of_their_own(monkeypatch):
+    """Each Keras backend's cell runs in a child with its KERAS_BACKEND (and the CPU named to JAX and to Keras's
+    torch backend as gan-keras names it); a keras-jax cell really trains on JAX, without TensorFlow's tf.data; the
+    report adds a column per backend and the fastest backend per model."""
+    benchmark = load_script("throughput")
+    spec = {"backend": "keras-jax", "model": "published", "preset": "pytorch-gan-mlp", "variant": "ours",
+            "max_batch": 8, "steps": 2, "warmup": 1, "precision": "float32", "device": "cpu"}
+    env = benchmark.child_environment(spec)
+    assert env["KERAS_BACKEND"] == "jax" and env["JAX_PLATFORMS"] == "cpu"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)  # this checkout's packages, whatever is installed
+    torch_env = benchmark.child_environment(spec | {"backend": "keras-torch"})
+    assert torch_env["KERAS_BACKEND"] == "torch" and torch_env["KERAS_TORCH_DEVICE"] == "cpu"
+    assert benchmark.child_environment(spec | {"backend": "keras"})["KERAS_BACKEND"] == "tensorflow"
+    torch_cell = benchmark.child_environment(spec | {"backend": "torch"})  # torch's cell: gan-torch's OpenMP setting
+    assert torch_cell.get("KERAS_BACKEND") == os.environ.get("KERAS_BACKEND") and "OMP_WAIT_POLICY" in torch_cell
+    assert benchmark.run_child(spec | {"device": "mps"}) == {"error": "--device mps: JAX has no Apple GPU backend; "
+                                                             "use --backend torch or tensorflow, or --device cpu"}
+    result = benchmark.run_child(spec)  # a real child process
+    assert result["device"].endswith("(Keras on jax)") and result["jit_compile"] is True, result
+    assert result["frameworks"] == ["jax"]  # a repeated numpy batch: neither tf.data nor torch loaded
+    assert result["median_step"] > 0
+    seen = []
+
+    def fake_run(command, env, **kwargs):
+        seen.append(env["KERAS_BACKEND"])
+        return subprocess.CompletedProcess(command, 0, stdout='{"gflops": 1.0}\n', stderr="")
+
+    monkeypatch.setattr(benchmark.subprocess, "run", fake_run)
+    assert benchmark.run_child({"backend": "keras-torch", "variant": "peak"}) == {"gflops": 1.0}
+    assert seen == ["torch"]
+    args = benchmark.parse_args(["--models", "dcgan", "--presets", "digits", "--backends", "torch", "keras",
+                                 "keras-jax", "--variants", "--precisions", "float32"])
+    assert [cell["backend"] for cell in benchmark.cells_of(args)] == ["torch", "keras", "keras-jax"]  # ours only
+    results = {("digits", "dcgan", backend, "ours", "float32", "cpu"): {"median_step": step, "cpu_step": step}
+               for backend, step in (("torch", 0.5), ("keras", 0.4), ("keras-jax", 0.25))}
+    text = benchmark.report(args, results, {})
+    assert "| Keras on JAX img/s | Keras on JAX ÷ torch | Keras on JAX ÷ torch per CPU-s |" in text
+    row = "| digits | dcgan | 64 | float32 | 128.0 | 160.0 | 1.25 | 128.0 | 160.0 | 1.25 | 256.0 | 2.00 | 2.00 |"
+    assert row in text
+    assert "| digits | dcgan | float32 | 128.0 (0.50) | 160.0 (0.62) | 256.0 (1.00) | Keras on JAX |" in text
