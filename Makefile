@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow" --durations=15
 
 # The main job on the embedded digits, both backends: data parity, each model trained briefly (a fresh run each
 # time), sample grids under runs/demo/<backend>/<model>/samples, then the parity checks of every model.

@@ -236,6 +236,7 @@ def test_keras_mirrored_two_devices(tmp_path, reference):
     check_engine("mirrored", tmp_path, reference, run_workers([command], [environment()], tmp_path / "mirrored"))
 
 
+@pytest.mark.slow  # a second TensorFlow worker cluster: .ci/run runs it after make test
 def test_keras_multiworker_two_workers(tmp_path, reference):
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     envs = [environment(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))

@@ -31,6 +31,7 @@ def test_digits_float64_every_check(order):
         assert result.compared > 0
 
 
+@pytest.mark.slow  # the book's 64x64 networks: .ci/run runs it after make test
 def test_book_float64_every_check():
     results = checks.run_checks("dcgan", get_config("dcgan", "book"), "float64", batch_size=2)
     assert all(exact(r) for r in results), results
@@ -53,6 +54,7 @@ def test_critic_models_float64_every_check(model):
     assert all(exact(r) and r.compared > 0 for r in results), results
 
 
+@pytest.mark.slow  # the book's 64x64 networks: .ci/run runs it after make test
 def test_wgan_gp_book_float64_penalty_and_trajectory():
     config = get_config("wgan_gp", "book", alpha_distribution="normal")
     results = checks.run_checks("wgan_gp", config, "float64", batch_size=2, checks=("gradient_penalty", "trajectory"))
