@@ -23,7 +23,8 @@ test: lint
 	$(BIN)/pytest -q -m "not slow" --durations=15
 
 # The main job on the embedded digits, both backends: data parity, each model trained briefly (a fresh run each
-# time), sample grids under runs/demo/<backend>/<model>/samples, then the parity checks of every model.
+# time), sample grids under runs/demo/<backend>/<model>/samples, the parity checks of every model, and each run's
+# FID, KID (and the CGAN's class accuracy) beside the real-vs-real floor.
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/gan-parity data --dataset digits --out $(DEMO)/data
@@ -34,6 +35,8 @@ demo: $(STAMP)
 	$(BIN)/gan-torch train cgan --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/torch/cgan --quiet
 	$(BIN)/gan-keras train cgan --dataset digits --epochs $(CRITIC_EPOCHS) --out $(DEMO)/keras/cgan --quiet
 	$(BIN)/gan-parity check dcgan wgan_gp cgan
+	$(BIN)/gan-parity quality $(DEMO)/torch/dcgan $(DEMO)/keras/dcgan $(DEMO)/torch/wgan_gp $(DEMO)/keras/wgan_gp \
+		$(DEMO)/torch/cgan $(DEMO)/keras/cgan
 
 # Every check of every model and preset (the published models' five included), in float64 and float32, on each
 # Keras backend (a process each), and the pitfall catalogue on each.

@@ -4,9 +4,7 @@ Everything runs in-process through `<backend>_impl.train.main([...])` on the `fa
 (16x16, width 4, 8 batches of 32 per epoch); only the console scripts' --help crosses a process boundary.
 """
 
-import contextlib
 import dataclasses
-import io
 import runpy
 import shutil
 import subprocess
@@ -76,22 +74,10 @@ def backend(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory):
+def trained(made_once):
     """trained(backend): the folder of a finished 1-epoch run of that backend, made once per session; read-only
-    (copy it with `copy_run` before changing it). What the run prints is kept out of the calling test's capsys."""
-    runs: dict[str, Path] = {}
-
-    def get(backend: str) -> Path:
-        if backend not in runs:
-            out = tmp_path_factory.mktemp(f"trained-{backend}") / "run"
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-                status = train(backend, out)
-            assert status == 0, printed.getvalue()
-            runs[backend] = out
-        return runs[backend]
-
-    return get
+    (copy it with `copy_run` before changing it)."""
+    return lambda backend: made_once(f"cli-{backend}", lambda out: train(backend, out))
 
 
 def copy_run(source: Path, target: Path) -> Path:

@@ -150,19 +150,9 @@ def assert_whole(backend: str, run: Path, epoch: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(made_once):
     """trained(backend): a finished 1-epoch TINY run, made once; read-only (copy it before changing it)."""
-    runs: dict[str, Path] = {}
-
-    def get(backend: str) -> Path:
-        if backend not in runs:
-            out = tmp_path_factory.mktemp(f"trained-{backend}") / "run"
-            status, printed = quietly(train, backend, out)
-            assert status == 0, printed
-            runs[backend] = out
-        return runs[backend]
-
-    return get
+    return lambda backend: made_once(f"faults-{backend}", lambda out: train(backend, out))
 
 
 @pytest.fixture(scope="module")

@@ -220,3 +220,20 @@ def child(backend: str, out: Path, tensorflow_checkpoint: Path) -> None:
 if __name__ == "__main__":
     os.environ["KERAS_BACKEND"] = sys.argv[1]
     child(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_missing_gpu_is_one_line_on_each_backend(backend, tmp_path):
+    """--device cuda where the backend's framework sees no GPU: the word reaches the framework as it loads
+    (JAX_PLATFORMS, KERAS_TORCH_DEVICE), placing one value there fails, and the command says so in one line, exit 2,
+    before it reads or writes anything."""
+    out = tmp_path / "grid.png"
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("JAX_PLATFORMS", "KERAS_TORCH_DEVICE", "KERAS_BACKEND")}
+    done = subprocess.run([sys.executable, "-m", "keras_impl", "--backend", backend, "sample", "wgan_gp",
+                           "--checkpoint", str(tmp_path / "none"), "--out", str(out), "--device", "cuda"],
+                          capture_output=True, text=True, cwd=ROOT, env=environment, timeout=TIMEOUT)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("gan-keras: error: --device cuda: Keras's "), done.stderr
+    assert not out.exists()

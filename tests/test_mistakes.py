@@ -60,20 +60,9 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(made_once):
     """trained(backend): a finished 1-epoch run of that backend, made once; read-only."""
-    runs: dict[str, Path] = {}
-
-    def get(backend: str) -> Path:
-        if backend not in runs:
-            out = tmp_path_factory.mktemp(f"trained-{backend}") / "run"
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-                assert train(backend, out) == 0, printed.getvalue()
-            runs[backend] = out
-        return runs[backend]
-
-    return get
+    return lambda backend: made_once(f"mistakes-{backend}", lambda out: train(backend, out))
 
 
 # ----------------------------------------------------------------------------------------------- sample --out
