@@ -107,8 +107,13 @@ def float_tuple(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected finite numbers separated by commas, got {text!r}") from None
 
 
-DEVICE_HELP = ("auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda (the first GPU; under torchrun "
-               "each process takes the GPU of its LOCAL_RANK), cuda:N (GPU N) or mps (Apple's GPU)")
+DEVICE_HELP = {  # each backend's meaning of the same words
+    "torch": "auto (default: a CUDA GPU when there is one, else the CPU), cpu, cuda (the first GPU; under torchrun "
+             "each process takes the GPU of its LOCAL_RANK), cuda:N (GPU N) or mps (Apple's GPU)",
+    "keras": "auto (default: the Keras backend's own placement, its first GPU when it sees one), cpu, cuda (the "
+             "first GPU; with --strategy mirrored every GPU), cuda:N (GPU N alone) or mps (Apple's GPU: "
+             "tensorflow-metal, or PyTorch's)",
+}
 PRECISIONS = ("float32", "bfloat16", "float16")  # what the layers compute in; weights, losses, files stay float32
 PRECISION_HELP = ("float32 (default), or mixed precision: bfloat16 or float16 layers, float32 weights, losses and "
                   "gradient penalty; float16 adds dynamic loss scaling")
@@ -122,10 +127,10 @@ def parse_device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
 
 
-def device_flags() -> argparse.ArgumentParser:
+def device_flags(backend: str) -> argparse.ArgumentParser:
     """--device, which every command that computes takes (train, sample, eval)."""
     flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument("--device", type=parse_device, default="auto", metavar="DEVICE", help=DEVICE_HELP)
+    flags.add_argument("--device", type=parse_device, default="auto", metavar="DEVICE", help=DEVICE_HELP[backend])
     return flags
 
 
@@ -193,7 +198,7 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     train_models = train.add_subparsers(dest="model", required=True)
     for model in PRESETS:
         sub = train_models.add_parser(model, help=f"train a {model}", epilog=DATA_PARALLEL[backend],
-                                      parents=[*common, device_flags()])
+                                      parents=[*common, device_flags(backend)])
         sub.add_argument("--dataset", default="digits", help=f"one of: {', '.join(DATASETS)} (default digits)")
         sub.add_argument("--data-dir", default=None, help="root of the raw data (folder, celeba, mnist, ...)")
         sub.add_argument("--attribute", default="Blond_Hair", help="celeba: the attribute used as label")
@@ -217,7 +222,7 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
         sub.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
         add_config_flags(sub, model)
     sample = commands.add_parser("sample", help="write a grid of generated images from a checkpoint",
-                                 parents=[*common, device_flags()])
+                                 parents=[*common, device_flags(backend)])
     sample.add_argument("model", choices=list(PRESETS))
     sample.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
     sample.add_argument("--out", default="samples.png",
@@ -228,7 +233,7 @@ def build_parser(prog: str, backend: str) -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=seed_number, default=0, help="seeds the noise")
     sample.add_argument("--label", default=None, help="cgan: draw only this class (its index or its name)")
     evaluate = commands.add_parser("eval", help="score a checkpoint's samples: FID, KID (specs/quality.py)",
-                                   parents=[*common, device_flags()])
+                                   parents=[*common, device_flags(backend)])
     evaluate.add_argument("model", choices=list(PRESETS))
     evaluate.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint file")
     evaluate.add_argument("--num", type=count_up_to(MAX_SCORED), default=1000,
