@@ -9,10 +9,11 @@ What a run folder holds, written by `save_run` after every epoch (each file atom
                     precision (mixed policies keep float32 variables); under mixed_float16 each optimiser also has
                     its loss scale (`.../dynamic_scale`, `.../step_counter`), optional when resuming
   generator.weights.h5       each network's weights in Keras's own format (`network.save_weights`), which
-  discriminator.weights.h5   `Generator(config).load_weights(path)` reads
-  (critic.weights.h5)
+  discriminator.weights.h5   `Generator(config).load_weights(path)` reads (a published run's networks:
+  (critic.weights.h5)        keras_impl.published NETWORKS[config.architecture], generator and discriminator)
   generator.keras   the generator as a whole model (`generator.save`): `keras.models.load_model(path)` opens it
-                    once keras_impl.dcgan is imported (the networks are registered as serializable, "gan_parity>")
+                    once keras_impl.dcgan is imported (keras_impl.published for a published run; the networks are
+                    registered as serializable, "gan_parity>")
 Why the training checkpoint is not Keras's own file: `save_weights` and `save` store layers and optimisers but
 not the SeedGenerator states (the trainer's noise and the Dropout masks), without which --resume would draw other
 noise; the archive holds them all, so a resumed run continues bit for bit. Keras numbers the paths of seed

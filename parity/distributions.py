@@ -13,7 +13,7 @@ distribution, a std by s / sqrt(n), the q-quantile by s sqrt(2 q (1 - q) / n) / 
 (in units of 1 / s: the smaller of the normal's and the uniform's, which the initialisers draw from), and the
 largest |w| by 1.3 s sqrt(2) / sqrt(2 ln 2n) (the normal case; a uniform's maximum varies far less).
 Beyond 6 units is no sampling noise (a one-in-a-billion event for a normal statistic): fresh pairs of the three
-models reach 1.3 to 3.4 units (seeds 0 to 5), N(0, 0.02) against Glorot-uniform reaches 94 (pitfall 23).
+models reach 1.3 to 3.4 units (seeds 0 to 5), N(0, 0.02) against Glorot-uniform reaches 94 (catalogue entry 23).
 """
 
 from __future__ import annotations

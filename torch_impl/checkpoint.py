@@ -8,7 +8,8 @@ What a run folder holds, written by `save_run` after every epoch (each file atom
                     `--resume`, `sample`, `eval`, `export` and `gan-parity convert` read it
   generator.pt      each network's own plain state_dict (keys as the network names them: no prefix), which
   discriminator.pt  `torch.load(path, weights_only=True)` reads and `Generator(config).load_state_dict` accepts
-  (critic.pt)       as it is, for WGAN-GP and CGAN
+  (critic.pt)       as it is, for WGAN-GP and CGAN (a published run's networks: torch_impl.published
+                    NETWORKS[config.architecture], generator and discriminator)
 `export_generator` writes the generator as a standalone program: `torch.export` (a .pt2 that
 `torch.export.load(path).module()` runs without this project), or ONNX where onnx and onnxscript are installed.
 """
