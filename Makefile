@@ -44,9 +44,9 @@ parity: $(STAMP)
 	$(BIN)/gan-parity check dcgan wgan_gp cgan published --dtype float64 float32 --keras-backend all
 	$(BIN)/gan-parity pitfalls --keras-backend all
 
-# On a machine with a CUDA GPU (about 8 minutes): parity on the GPU in float64 and float32 (TF32 off), a short run of
-# every model, backend and precision with --device cuda, and images/s on the GPU against the CPU. Elsewhere it stops
-# at once with one line and status 2.
+# On a machine with a CUDA GPU (about 8 minutes): parity of DCGAN, WGAN-GP and CGAN on the GPU in float64 and float32
+# (TF32 off), a short run of each with gan-torch and gan-keras (TensorFlow) in float32 and bfloat16 with --device
+# cuda, and images/s on the GPU against the CPU. Elsewhere it stops at once with one line and status 2.
 gpu-check: $(STAMP)
 	PYTHON=$(BIN)/python benchmarks/gpu_check.sh
 
