@@ -63,8 +63,9 @@ def _placed(word: str) -> str:
     try:
         value = keras.ops.zeros((1,))
     except Exception as error:  # the framework's own error for a device it cannot open
-        raise RunError(f"--device {word}: Keras's {BACKEND} backend cannot compute there "
-                       f"({str(error).splitlines()[0][:160]}); use --device cpu or auto") from None
+        reason = next(iter(str(error).splitlines()), "") or "it found no such device"
+        raise RunError(f"--device {word}: Keras's {BACKEND} backend cannot compute there ({reason[:160]}); use "
+                       "--device cpu or auto") from None
     device = str(getattr(value, "device", "cpu"))
     if word not in ("auto", "cpu") and "cpu" in device.lower():
         raise RunError(f"--device {word}: Keras's {BACKEND} backend sees no such device here (it computes on "
