@@ -247,6 +247,7 @@ def test_keras_loss_scaling_takes_the_unscaled_steps():
     assert float(scaled.c_optimizer.dynamic_scale) == 2.0**15  # Keras's initial scale, unchanged
 
 
+@pytest.mark.slow  # the GPU check's own processes: .ci/run runs it after make test
 def test_the_gpu_check_stops_at_once_without_a_gpu():
     """`make gpu-check` on a machine without CUDA: one line naming what is missing, status 2, nothing written."""
     root = Path(__file__).resolve().parents[1]

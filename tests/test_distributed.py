@@ -231,6 +231,7 @@ def test_torchrun_two_processes(tmp_path, reference):
     check_engine("torch", tmp_path, reference, run_workers([command], [environment()], tmp_path / "torchrun"))
 
 
+@pytest.mark.slow  # two TensorFlow replicas: .ci/run runs it after make test
 def test_keras_mirrored_two_devices(tmp_path, reference):
     command = [sys.executable, __file__, "mirrored", str(tmp_path)]
     check_engine("mirrored", tmp_path, reference, run_workers([command], [environment()], tmp_path / "mirrored"))
@@ -246,6 +247,7 @@ def test_keras_multiworker_two_workers(tmp_path, reference):
     check_engine("multiworker", tmp_path, reference, seconds)
 
 
+@pytest.mark.slow  # XLA's compile of a sharded step: .ci/run runs it after make test
 def test_jax_data_parallel_two_devices(tmp_path, reference):
     command = [sys.executable, __file__, "jax", str(tmp_path)]
     env = environment(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")

@@ -502,6 +502,7 @@ def test_throughput_runs_each_model_at_its_own_presets_and_counts_the_published_
     assert "| digits | dcgan | 64 | float32 | nan | nan |" in text  # not run: no number made up
 
 
+@pytest.mark.slow  # a benchmark's child processes: .ci/run runs it after make test
 def test_throughput_runs_keras_on_jax_and_pytorch_in_processes_of_their_own(monkeypatch):
     """Each Keras backend's cell runs in a child with its KERAS_BACKEND (and the CPU named to JAX and to Keras's
     torch backend as gan-keras names it); a keras-jax cell really trains on JAX, without TensorFlow's tf.data; the
