@@ -37,8 +37,9 @@ def test_book_float64_every_check():
     assert all(exact(r) for r in results), results
 
 
-@pytest.mark.parametrize("model", ["dcgan", pytest.param("wgan_gp", marks=pytest.mark.slow), "cgan"])  # WGAN-GP:
-def test_digits_float32(model):  # its float32 penalty is also CGAN's; .ci/run runs it after make test
+# WGAN-GP's float32 penalty is also CGAN's: make test leaves it to .ci/run (pytest -m slow).
+@pytest.mark.parametrize("model", ["dcgan", pytest.param("wgan_gp", marks=pytest.mark.slow), "cgan"])
+def test_digits_float32(model):
     results = by_name(checks.run_checks(model, get_config(model, "digits"), "float32", batch_size=4))
     assert results["shapes"].max_abs_diff == 0
     assert results["forward"].max_scaled_diff <= 1e-5 and results["losses"].max_scaled_diff <= 1e-5
