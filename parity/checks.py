@@ -9,7 +9,9 @@ weights into Keras (parity/convert.py), feeds both the same inputs and the same 
   forward     every layer's activations, in inference mode and in training mode (BatchNorm on batch statistics)
   dropout     every dropout layer in training mode: its rate and the scale of what it keeps (distributions.py)
   losses      both losses from one training-mode forward pass with injected z and label noise
-  gradients   every parameter's gradient of its network's loss (a gradient missing on one side fails)
+  gradients   every parameter's gradient of its network's loss (a gradient missing on one side fails); beyond
+              its tolerance, less the other branch of ReLU or LeakyReLU inputs within round-off of 0 where whole
+              branches explain the difference (parity/kinks.py)
   gradient_penalty   (WGAN-GP, CGAN) the penalty's value and its gradient in every critic parameter
   trajectory  every weight and running statistic after K full train steps (dropout 0); all must stay finite
   randomness  what each trainer draws itself when nothing is injected: same shapes, same distributions (moments
@@ -57,7 +59,7 @@ from keras_impl import devices as keras_devices
 from keras_impl.gradients import BACKEND as KERAS_BACKEND
 from keras_impl.gradients import gradients
 from keras_impl.trainers import build_trainer as build_keras_trainer
-from parity import convert
+from parity import convert, kinks
 from parity.data import check_data
 from parity.distributions import (
     DROPOUT_TOLERANCE,
@@ -406,7 +408,20 @@ def check_gradients(h: Harness) -> CheckResult:
         torch_grads = torch.autograd.grad(torch_out[loss], [port.torch_tensor for port in group],
                                           retain_graph=True, allow_unused=True)
         rows += gradient_rows(group, torch_grads, keras_group)
-    return compare("gradients", TOLERANCES[h.dtype]["gradients"], rows, finite=True)
+    result = compare("gradients", TOLERANCES[h.dtype]["gradients"], rows, finite=True)
+    if result.passed or not all(np.all(np.isfinite(value)) for _, *values in rows for value in values):
+        return result
+    groups = [[(port.name, port.torch_tensor) for port in group] for group in ports]  # activations at a kink
+    candidates = kinks.branches(h.torch_trainer, pair.networks, pair.losses, groups, real, step,
+                                TOLERANCES[h.dtype]["forward"])
+    passes = lambda moved: compare("gradients", result.tolerance, moved).passed  # noqa: E731
+    moved, used = kinks.explained(rows, candidates, passes)
+    if not used:
+        return result
+    rest = compare("gradients", result.tolerance, moved, finite=True)
+    count = f"{len(used)} activation{'s' if len(used) > 1 else ''} at a kink"
+    return dataclasses.replace(rest, worst=f"{rest.worst} ({count} allowed for: {', '.join(b.where for b in used)}; "
+                                             f"{result.max_scaled_diff:.3g} in {result.worst} without)")
 
 
 def gradient_rows(ports, torch_grads, keras_grads, label: str = "{}") -> list:
