@@ -72,9 +72,6 @@ def branches(trainer, networks, losses, groups, real, step: dict, tolerance: flo
     finally:
         for hook in hooks:
             hook.remove()
-    outputs = [output for *_, output in records]
-    upstream = [torch.autograd.grad(out[loss], outputs, retain_graph=True, allow_unused=True) for loss in losses]
-    every = [param for group in groups for _, param in group]
     near = []  # (distance from the kink in units of the bound, record index, position): nearest first
     for index, (_, _, x, _) in enumerate(records):
         distance = x.detach().abs()
@@ -82,6 +79,11 @@ def branches(trainer, networks, losses, groups, real, step: dict, tolerance: flo
             bound = tolerance * max(1.0, float(distance.max()))
             near += [(float(distance[tuple(position)]) / bound, index, tuple(position))
                      for position in torch.nonzero(distance <= bound).tolist()]
+    if not near:  # float64's own checks: nothing within 1e-10 of a kink, and no backward pass
+        return
+    outputs = [output for *_, output in records]
+    upstream = [torch.autograd.grad(out[loss], outputs, retain_graph=True, allow_unused=True) for loss in losses]
+    every = [param for group in groups for _, param in group]
     for _, index, position in sorted(near)[:NEAREST]:
         name, module, x, _ = records[index]
         inner = dict(zip(map(id, every), torch.autograd.grad(x[position], every, retain_graph=True,
