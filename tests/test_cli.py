@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import specs.cli
 import specs.runs
 import torch_impl.checkpoint as torch_checkpoint
 import torch_impl.commands as torch_commands
@@ -352,3 +353,29 @@ def test_a_keras_backend_it_cannot_use_is_one_line(words, env, expected, capsys,
         monkeypatch.setenv("KERAS_BACKEND", env)
     assert keras_train.main(words) == 2
     assert one_line_error(capsys, "keras") == expected
+
+
+MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
+
+
+def make_variables() -> dict[str, str]:
+    """The Makefile's simple variables (NAME := value, NAME ?= value), as make reads them."""
+    lines = [line.split("#")[0] for line in MAKEFILE.read_text().splitlines()]
+    pairs = [line.split("=", 1) for line in lines if ":=" in line or "?=" in line]
+    return {name.rstrip(":?").strip(): value.strip() for name, value in pairs}
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_the_demo_budgets_are_flags_each_command_line_takes(backend):
+    """make demo's train commands, as the Makefile writes them, parse in both command lines into the configurations
+    the README describes: the digits presets at batch 32, the critic models at width 32 and learning rate 4e-4."""
+    variables = make_variables()
+    demo = MAKEFILE.read_text().split("\ndemo:")[1].split("\n\n")[0]
+    parser = specs.cli.build_parser(f"gan-{backend}", backend)
+    for model in ("dcgan", "wgan_gp", "cgan"):
+        assert f"train {model} $(DEMO_TRAIN) $({model.upper()}_DEMO)" in demo
+        flags = [*variables["DEMO_TRAIN"].split(), *variables[f"{model.upper()}_DEMO"].split()]
+        config, spec, _ = specs.cli.resolve_train(parser.parse_args(["train", model, *flags]), backend)
+        assert (spec.name, config.batch_size) == ("digits", 32)
+        critic = model != "dcgan"
+        assert (config.width, config.learning_rate) == ((32, 4e-4) if critic else (64, 2e-4))
