@@ -26,7 +26,9 @@ Cells (each in its own process, so thread settings, compile caches and thread po
   of WGAN-GP and CGAN the generator only: compiled graphs cannot be differentiated twice, as the critic's gradient
   penalty needs), and each CPU remedy of ours undone: `contiguous` (kernels and batches NCHW-contiguous instead of
   channels-last), `bernoulli_dropout` (nn.Dropout's own mask), `unfused_adam` (torch's for-loop Adam), `omp_spin`
-  (OpenMP threads spin while they wait: libgomp's default), and `threads=1`; Keras on TensorFlow
+  (OpenMP threads spin while they wait: libgomp's default), `autograd_penalty` (WGAN-GP, CGAN: the penalty's input
+  gradient by autograd's double backward instead of written out, torch_impl/loop.py `input_gradient`), and
+  `threads=1`; Keras on TensorFlow
   `jit_compile=True` (XLA), 1 intra-op thread. The Keras JAX and PyTorch backends run `ours` only (the reference
   loop is TensorFlow's GradientTape code).
 `--rounds N` runs the `ours` cells N times, round after round (torch and Keras of one model next to each other in
@@ -70,7 +72,7 @@ MODELS, BACKENDS = ("dcgan", "wgan_gp", "cgan", "published"), ("torch", "keras",
 PRESETS = ("book", "digits", *MODEL_PRESETS["published"])
 PRECISIONS = ("float32", "bfloat16", "float16")
 VARIANTS = {"torch": ("ours", "reference", "compile", "contiguous", "bernoulli_dropout", "unfused_adam", "omp_spin",
-                      "threads=1"),
+                      "autograd_penalty", "threads=1"),
             "keras": ("ours", "reference", "xla", "threads=1"), "keras-jax": ("ours",), "keras-torch": ("ours",)}
 KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}  # KERAS_BACKEND of each
 LABELS = {"torch": "torch", "keras": "Keras", "keras-jax": "Keras on JAX", "keras-torch": "Keras on PyTorch"}
@@ -214,6 +216,8 @@ def undo_remedy(trainer, variant: str) -> None:
             for name, child in list(parent.named_children()):
                 if isinstance(child, Dropout):
                     setattr(parent, name, nn.Dropout(child.p))
+    if variant == "autograd_penalty":
+        trainer.critic.written_out = lambda: False  # loop.input_gradient then takes autograd's double backward
     if variant == "unfused_adam":
         for optimizer in (value for value in vars(trainer).values() if isinstance(value, torch.optim.Optimizer)):
             for group in optimizer.param_groups:
@@ -515,7 +519,8 @@ def cells_of(args: argparse.Namespace) -> list[dict]:
         for backend in args.backends:
             cells += [base | {"backend": backend, "variant": variant, "precision": "float32",
                               "device": args.devices[0]}
-                      for variant in VARIANTS[backend][1:] if args.variants is None or variant in args.variants]
+                      for variant in VARIANTS[backend][1:] if args.variants is None or variant in args.variants
+                      if variant != "autograd_penalty" or model in ("wgan_gp", "cgan")]
     return cells
 
 

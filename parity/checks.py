@@ -426,13 +426,15 @@ def check_gradients(h: Harness) -> CheckResult:
 
 
 def gradient_rows(ports, torch_grads, keras_grads, label: str = "{}") -> list:
-    """Rows comparing gradients in torch layout; a gradient that exists on one side only is a failing row. JAX
-    has no unused inputs: where torch (or TensorFlow) has no gradient, JAX has zeros, which count as none."""
+    """Rows comparing gradients in torch layout; a gradient that exists on one side only is a failing row, unless
+    it is zero everywhere there: what a framework leaves out as not reaching the loss, another may give as zeros
+    (JAX has no unused inputs; a penalty's written-out input gradient, torch_impl/loop.py, never reaches a bias that
+    autograd's and TensorFlow's double backward give zeros)."""
     rows = []
     for port, torch_grad, keras_grad in zip(ports, torch_grads, keras_grads):
-        if keras_grad is not None and torch_grad is None and KERAS_BACKEND == "jax" and \
-                not np.any(to_numpy(keras_grad)):
-            keras_grad = None
+        if (torch_grad is None) != (keras_grad is None) and not np.any(to_numpy(
+                torch_grad if keras_grad is None else keras_grad)):
+            continue
         if (torch_grad is None) != (keras_grad is None):
             rows.append((f"{label.format(port.name)} (missing on one side)", np.zeros(1), np.full(1, np.nan)))
         elif torch_grad is not None:

@@ -176,7 +176,8 @@ def test_the_penalty_epsilon_moves_a_real_critic_by_round_off_only():
     rng = np.random.default_rng(0)
     real, fake = (torch.from_numpy(rng.uniform(-1, 1, (8, 1, 32, 32))) for _ in range(2))
     alpha = torch.from_numpy(rng.uniform(0, 1, (8, 1, 1, 1)))
-    parameters = [p for name, p in critic.named_parameters() if name != "conv4.bias"]  # the output bias: no gradient
+    parameters = [p for name, p in critic.named_parameters() if name.endswith("weight")]  # the biases: none (the
+    # input gradient does not depend on them)
     penalties, gradients = [], []
     for epsilon in (config.gp_epsilon, 0.0):
         gp = torch_wgan.gradient_penalty(critic, real, fake, alpha, epsilon)
@@ -185,3 +186,37 @@ def test_the_penalty_epsilon_moves_a_real_critic_by_round_off_only():
     assert abs(penalties[0] - penalties[1]) <= 1e-9 * abs(penalties[1])
     for ours, book in zip(*gradients):
         assert float((ours - book).abs().max()) <= 1e-8 * float(book.abs().max())
+
+
+@pytest.mark.parametrize("model", ["wgan_gp", "cgan"])
+def test_the_written_out_input_gradient_is_autograds(model, monkeypatch):
+    """The penalty's input gradient is written out layer by layer (torch_impl/loop.py, input_gradient): the penalty
+    and its gradient in every critic weight equal autograd's double backward's to round-off in float64, with dropout
+    (the same masks) and, for the CGAN, the label planes held fixed."""
+    from torch_impl.loop import Network
+    from torch_impl.trainers import build_trainer
+
+    config = dataclasses.replace(get_config(model, "digits"), width=8, image_size=16, latent_dim=16, dropout=0.3)
+    trainer = build_trainer(model, config, seed=0).to(torch.float64).train()
+    generator = torch.Generator().manual_seed(1)
+    real, fake = (torch.rand(6, 1, 16, 16, generator=generator, dtype=torch.float64) * 2 - 1 for _ in range(2))
+    alpha = torch.rand(6, 1, 1, 1, generator=generator, dtype=torch.float64)
+    labels = torch.eye(10, dtype=torch.float64)[torch.arange(6)] if model == "cgan" else None
+    written = []
+    monkeypatch.setattr(Network, "input_gradient", lambda self, x, original=Network.input_gradient: written.append(
+        x.shape) or original(self, x))
+
+    def penalty_and_gradients():
+        torch.manual_seed(2)  # the same dropout masks
+        gp = trainer.penalty(real, fake, alpha, labels)
+        return [gp, *torch.autograd.grad(gp, list(trainer.critic.parameters()), allow_unused=True)]
+
+    ours = penalty_and_gradients()
+    assert written == [(6, 1 + (10 if labels is not None else 0), 16, 16)]  # the critic's own input, written out
+    trainer.critic.written_out = lambda: False  # autograd's double backward
+    theirs = penalty_and_gradients()
+    assert len(written) == 1 and float(ours[0]) > 0
+    for mine, autograd, param in zip(ours, theirs, [ours[0], *trainer.critic.parameters()]):
+        mine, autograd = (torch.zeros_like(param) if grad is None else grad for grad in (mine, autograd))  # a bias:
+        # the input gradient does not depend on it (autograd's double backward carries zeros to it)
+        assert float((mine - autograd).abs().max()) <= 1e-12 * max(1.0, float(autograd.abs().max()))

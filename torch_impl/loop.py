@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -40,9 +41,12 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
+        return x * self.mask(x)
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        """One draw of the scaled mask: 0 or 1 / (1 - p), in x's dtype and layout."""
         scale = 1 / (1 - self.p) if self.p < 1 else 0.0
-        mask = torch.rand_like(x, dtype=torch.float32).ge_(self.p).mul_(scale)  # 0 or 1 / (1 - p), x's layout
-        return x * mask.to(x.dtype)
+        return torch.rand_like(x, dtype=torch.float32).ge_(self.p).mul_(scale).to(x.dtype)
 
 
 class Network(nn.Sequential):
@@ -56,12 +60,83 @@ class Network(nn.Sequential):
         self.compute_dtype = compute_dtype()  # None: the weights' dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _WRITTEN_OUT and self.written_out():  # inside input_gradient (below)
+            return (x * self.input_gradient(x.detach())).flatten(1).sum(dim=1, keepdim=True)
         *body, last = self
-        mixed = self.compute_dtype is not None and self.training
-        with torch.autocast(x.device.type, dtype=self.compute_dtype) if mixed else contextlib.nullcontext():
+        with self.precision(x):
             for layer in body:
                 x = layer(x)
         return last(x.to(torch.promote_types(x.dtype, torch.float32)))
+
+    def precision(self, x: torch.Tensor):
+        """The autocast context of the layers before the last: the compute dtype in training mode, else none."""
+        mixed = self.compute_dtype is not None and self.training
+        return torch.autocast(x.device.type, dtype=self.compute_dtype) if mixed else contextlib.nullcontext()
+
+    def written_out(self) -> bool:
+        """Whether input_gradient can write this network's backward out: convolutions, LeakyReLUs, dropout, and a
+        flatten to one score per sample at the end."""
+        *body, last = self
+        plain_conv = lambda layer: (isinstance(layer, nn.Conv2d) and layer.groups == 1  # noqa: E731
+                                    and layer.padding_mode == "zeros" and not isinstance(layer.padding, str))
+        return isinstance(last, nn.Flatten) and all(
+            plain_conv(layer) or isinstance(layer, (nn.LeakyReLU, Dropout)) for layer in body)
+
+    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """d sum(self(x)) / dx for a network of `written_out` layers, differentiable in the weights: the forward pass
+        without a graph keeps what each layer's derivative needs (a LeakyReLU's input signs, a dropout mask, a
+        convolution's input size), then the gradient runs back through the layers as differentiable operations: a
+        convolution's as the transposed convolution of the same kernel, a LeakyReLU's and a dropout's as a product
+        with a constant. In the precision of the forward pass (autocast), returned in x's dtype."""
+        *body, last = self
+        steps = []  # per layer, in order: what its gradient multiplies by, or the convolution and its input size
+        with torch.no_grad(), self.precision(x):
+            h = x
+            for layer in body:
+                if isinstance(layer, nn.Conv2d):
+                    steps.append((layer, h.shape[2:]))
+                    h = layer(h)
+                elif isinstance(layer, nn.LeakyReLU):  # torch's derivative: 1 where the input is > 0, else the slope
+                    steps.append((None, torch.where(h > 0, 1.0, layer.negative_slope).to(h.dtype)))
+                    h = layer(h)
+                elif layer.training and layer.p:  # Dropout
+                    steps.append((None, layer.mask(h)))
+                    h = h * steps[-1][1]
+        grad = torch.ones(h.shape, dtype=torch.promote_types(h.dtype, torch.float32), device=h.device)  # the flatten
+        with self.precision(x):
+            for layer, saved in reversed(steps):
+                if layer is None:
+                    grad = grad * saved
+                    continue
+                made = [(g - 1) * s - 2 * p + d * (k - 1) + 1 for g, s, p, d, k in
+                        zip(grad.shape[2:], layer.stride, layer.padding, layer.dilation, layer.kernel_size)]
+                grad = F.conv_transpose2d(grad, layer.weight, stride=layer.stride, padding=layer.padding,
+                                          output_padding=[size - m for size, m in zip(saved, made)],
+                                          dilation=layer.dilation)  # the rows and columns a stride skipped: 0s
+        return grad.to(x.dtype)
+
+
+_WRITTEN_OUT = []  # non-empty while input_gradient runs: Networks then return a stand-in whose gradient is theirs
+
+
+def input_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """d sum(fn(x)) / dx, differentiable in the weights: what `torch.autograd.grad(fn(x).sum(), x,
+    create_graph=True)` returns (Keras: keras_impl.gradients.input_gradient), for a gradient penalty. Each `Network`
+    that fn calls and whose layers `Network.written_out` knows gives its input's gradient from `input_gradient`:
+    fn(x) is then the stand-in sum(input * gradient) per sample, whose autograd gradient through the rest of fn (a
+    concatenation of label planes) is the same as the scores'. Why: torch's double backward of a convolution runs
+    convolutions of batch- and channel-transposed operands, which oneDNN computes slowly on CPUs, and carries zeros
+    back through every layer below a LeakyReLU; a transposed convolution's ordinary gradient kernels and constant
+    masks take 1.6-2x less time for the penalty's gradients here (benchmarks/throughput.py, variant
+    `autograd_penalty`). The parity checks compare the penalty and its gradients with Keras's in float64."""
+    x = x.detach().requires_grad_(True)
+    _WRITTEN_OUT.append(True)
+    try:
+        scores = fn(x)
+    finally:
+        _WRITTEN_OUT.pop()
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad
 
 
 def scale_loss(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:

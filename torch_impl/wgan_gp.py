@@ -24,7 +24,7 @@ from torch import nn
 from specs.models import WGANGPConfig, torch_leaky_slope
 from torch_impl.dcgan import Generator, adam
 from torch_impl.distributed import global_batch, replica_part, replica_share
-from torch_impl.loop import Dropout, Network, Trainer, apply_gradients, keras_default_init, scale_loss
+from torch_impl.loop import Dropout, Network, Trainer, apply_gradients, input_gradient, keras_default_init, scale_loss
 
 # ---------------------------------------------------------------------------------------------------- Networks
 
@@ -54,10 +54,10 @@ class Critic(Network):
 
 def gradient_penalty(critic, real, fake, alpha, epsilon: float) -> torch.Tensor:
     """mean((||grad C(x^)|| - 1)^2) at x^ = real + alpha (fake - real); differentiable in the critic's weights."""
-    x_hat = (real + alpha * (fake - real)).detach().requires_grad_(True)  # the penalty looks at x^ alone
-    scores = critic(x_hat)
-    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)  # create_graph: GP trains the critic;
-    # float32 scores and x^, so grads are float32 whatever precision the critic's layers compute in
+    x_hat = (real + alpha * (fake - real)).detach()  # the penalty looks at x^ alone
+    grads = input_gradient(critic, x_hat)  # autograd.grad(critic(x^).sum(), x^, create_graph=True), differentiable:
+    # GP trains C (written out layer by layer: loop.input_gradient); float32 x^, so grads are float32 whatever
+    # precision the critic's layers compute in
     norm = torch.sqrt(grads.square().sum(dim=(1, 2, 3)) + epsilon)  # per sample, over C, H, W
     return ((norm - 1) ** 2).mean()
 
