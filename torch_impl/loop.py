@@ -97,7 +97,8 @@ class Network(nn.Sequential):
                     steps.append((layer, h.shape[2:]))
                     h = layer(h)
                 elif isinstance(layer, nn.LeakyReLU):  # torch's derivative: 1 where the input is > 0, else the slope
-                    steps.append((None, torch.where(h > 0, 1.0, layer.negative_slope).to(h.dtype)))
+                    steps.append((None, torch.ones_like(h).masked_fill_(h <= 0, layer.negative_slope)))  # the
+                    # slope in h's dtype: a float64 mask holds the Python float
                     h = layer(h)
                 elif layer.training and layer.p:  # Dropout
                     steps.append((None, layer.mask(h)))
