@@ -127,9 +127,10 @@ def input_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
     fn(x) is then the stand-in sum(input * gradient) per sample, whose autograd gradient through the rest of fn (a
     concatenation of label planes) is the same as the scores'. Why: torch's double backward of a convolution runs
     convolutions of batch- and channel-transposed operands, which oneDNN computes slowly on CPUs, and carries zeros
-    back through every layer below a LeakyReLU; a transposed convolution's ordinary gradient kernels and constant
-    masks take 1.6-2x less time for the penalty's gradients here (benchmarks/throughput.py, variant
-    `autograd_penalty`). The parity checks compare the penalty and its gradients with Keras's in float64."""
+    back through every layer below a LeakyReLU; with a transposed convolution's ordinary gradient kernels and
+    constant masks the penalty's gradients take 1.6-2x less CPU time here, a WGAN-GP or CGAN train step 1.2-1.3x
+    (README, Speed; benchmarks/throughput.py, variant `autograd_penalty`). The parity checks compare the penalty and
+    its gradients with Keras's in float64."""
     x = x.detach().requires_grad_(True)
     _WRITTEN_OUT.append(True)
     try:
