@@ -9,9 +9,10 @@ DEMO := runs/demo
 # The demo's budgets: the digits presets at batch 32 (twice the generator steps an epoch at about the same cost), the
 # critic models at width 32 and learning rate 4e-4 (the CGAN's rows take their digits in fewer steps).
 DEMO_TRAIN := --dataset digits --batch-size 32 --quiet
-DCGAN_DEMO ?= --epochs 8
-WGAN_GP_DEMO ?= --epochs 8 --width 32 --learning-rate 4e-4
-CGAN_DEMO ?= --epochs 12 --width 32 --learning-rate 4e-4
+CRITIC_DEMO := --width 32 --learning-rate 4e-4
+DCGAN_EPOCHS ?= 8
+WGAN_GP_EPOCHS ?= 8
+CGAN_EPOCHS ?= 12
 
 .PHONY: demo test lint parity docs gpu-check clean
 
@@ -32,12 +33,12 @@ test: lint
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/gan-parity data --dataset digits --out $(DEMO)/data
-	$(BIN)/gan-torch train dcgan $(DEMO_TRAIN) $(DCGAN_DEMO) --out $(DEMO)/torch/dcgan
-	$(BIN)/gan-keras train dcgan $(DEMO_TRAIN) $(DCGAN_DEMO) --out $(DEMO)/keras/dcgan
-	$(BIN)/gan-torch train wgan_gp $(DEMO_TRAIN) $(WGAN_GP_DEMO) --out $(DEMO)/torch/wgan_gp
-	$(BIN)/gan-keras train wgan_gp $(DEMO_TRAIN) $(WGAN_GP_DEMO) --out $(DEMO)/keras/wgan_gp
-	$(BIN)/gan-torch train cgan $(DEMO_TRAIN) $(CGAN_DEMO) --out $(DEMO)/torch/cgan
-	$(BIN)/gan-keras train cgan $(DEMO_TRAIN) $(CGAN_DEMO) --out $(DEMO)/keras/cgan
+	$(BIN)/gan-torch train dcgan $(DEMO_TRAIN) --epochs $(DCGAN_EPOCHS) --out $(DEMO)/torch/dcgan
+	$(BIN)/gan-keras train dcgan $(DEMO_TRAIN) --epochs $(DCGAN_EPOCHS) --out $(DEMO)/keras/dcgan
+	$(BIN)/gan-torch train wgan_gp $(DEMO_TRAIN) $(CRITIC_DEMO) --epochs $(WGAN_GP_EPOCHS) --out $(DEMO)/torch/wgan_gp
+	$(BIN)/gan-keras train wgan_gp $(DEMO_TRAIN) $(CRITIC_DEMO) --epochs $(WGAN_GP_EPOCHS) --out $(DEMO)/keras/wgan_gp
+	$(BIN)/gan-torch train cgan $(DEMO_TRAIN) $(CRITIC_DEMO) --epochs $(CGAN_EPOCHS) --out $(DEMO)/torch/cgan
+	$(BIN)/gan-keras train cgan $(DEMO_TRAIN) $(CRITIC_DEMO) --epochs $(CGAN_EPOCHS) --out $(DEMO)/keras/cgan
 	$(BIN)/gan-parity check dcgan wgan_gp cgan --preset digits
 	$(BIN)/gan-parity quality $(DEMO)/torch/dcgan $(DEMO)/keras/dcgan $(DEMO)/torch/wgan_gp $(DEMO)/keras/wgan_gp \
 		$(DEMO)/torch/cgan $(DEMO)/keras/cgan

@@ -128,9 +128,8 @@ def input_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
     concatenation of label planes) is the same as the scores'. Why: torch's double backward of a convolution runs
     convolutions of batch- and channel-transposed operands, which oneDNN computes slowly on CPUs, and carries zeros
     back through every layer below a LeakyReLU; with a transposed convolution's ordinary gradient kernels and
-    constant masks the penalty's gradients take 1.6-2x less CPU time here, a WGAN-GP or CGAN train step 1.2-1.3x
-    (README, Speed; benchmarks/throughput.py, variant `autograd_penalty`). The parity checks compare the penalty and
-    its gradients with Keras's in float64."""
+    constant masks a WGAN-GP or CGAN train step is 1.09-1.22x faster here (README, Speed: benchmarks/throughput.py,
+    variant `autograd_penalty`). The parity checks compare the penalty and its gradients with Keras's in float64."""
     x = x.detach().requires_grad_(True)
     _WRITTEN_OUT.append(True)
     try:
@@ -163,8 +162,9 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads_and_params: Iterable
     scaler.update()
 
 
-# (*) A gradient in the parameter's own memory layout: a critic's gradients, summed from its double backward, come
-# back contiguous while its kernels are channels-last, and the fused Adam (optim.py) reads the parameter, gradient and
+# (*) A gradient in the parameter's own memory layout: a critic's gradients, summed from autograd's double backward
+# (benchmarks/throughput.py, variant `autograd_penalty`), come back contiguous while its kernels are channels-last,
+# and the fused Adam (optim.py) reads the parameter, gradient and
 # moments as flat arrays of one layout; without this copy it would update with the wrong elements.
 
 
