@@ -42,10 +42,11 @@ The peak is a 2048x2048 float32 matmul in each framework with its default thread
 keras-torch: torch's). Batches are random, fixed, in
 [-1, 1]: compute only. The preset's batch size is kept up to --max-batch (WGAN-GP's book batch of 512 runs at 128).
 Images/s are batch size / median step time: on a shared machine one slow step (another process, a page fault)
-moves the mean of a few steps by tens of per cent, the median hardly. Images per CPU-second are the batch over the
-process's CPU time per timed step (every thread's): what a step costs, whatever share of the cores other processes
-leave it. On a busy machine that share differs between the frameworks (the scheduler shares the cores per thread,
-and TensorFlow runs more threads than torch), so the two ratios can differ; on an idle one they agree.
+moves the mean of a few steps by tens of per cent, the median of at least 5 hardly (a median of 2 steps is their
+mean: cells that ran 2 timed steps moved by 0.2 in their ratio between runs). Images per CPU-second are the batch
+over the process's CPU time per timed step (every thread's): what a step costs, whatever share of the cores other
+processes leave it. On a busy machine that share differs between the frameworks (the scheduler shares the cores per
+thread, and TensorFlow runs more threads than torch), so the two ratios can differ; on an idle one they agree.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ VARIANTS = {"torch": ("ours", "reference", "compile", "contiguous", "bernoulli_d
 KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}  # KERAS_BACKEND of each
 LABELS = {"torch": "torch", "keras": "Keras", "keras-jax": "Keras on JAX", "keras-torch": "Keras on PyTorch"}
 TARGET_GFLOP = 150  # default timed steps: about this much work per cell (a few seconds on 2 cores)
+MIN_STEPS = 5  # and at least this many, so that one slow step cannot move the median
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MARKERS = ("<!-- throughput:begin -->", "<!-- throughput:end -->")
@@ -263,7 +265,8 @@ def torch_cell(model: str, config, variant: str, steps: int, warmup: int, precis
         step(batch)
         synchronize()
         seconds.append(time.perf_counter() - start)
-    return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "threads": torch.get_num_threads(),
+    return {"seconds": sum(seconds), "median_step": statistics.median(seconds), "step_seconds": seconds,
+            "threads": torch.get_num_threads(),
             "cpu_step": (time.process_time() - cpu) / steps, "device": describe_device(device)}
 
 
@@ -385,9 +388,11 @@ def keras_cell(model: str, config, variant: str, steps: int, warmup: int, precis
     start, cpu = time.perf_counter(), time.process_time()
     trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock], shuffle=False)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+    step_seconds = [b - a for a, b in zip(stamps, stamps[1:])]
+    median = statistics.median(step_seconds)
     intra = (tf.config.threading.get_intra_op_parallelism_threads() or "auto") if backend == "tensorflow" else "auto"
-    return {"seconds": seconds, "median_step": median, "threads": intra, "cpu_step": cpu / steps,
+    return {"seconds": seconds, "median_step": median, "step_seconds": step_seconds, "threads": intra,
+            "cpu_step": cpu / steps,
             "device": describe_device(device), "jit_compile": trainer.jit_compile,
             "frameworks": [name for name in ("tensorflow", "jax", "torch") if name in sys.modules]}  # it loaded
 
@@ -463,7 +468,7 @@ def run_child(spec: dict) -> dict:
 
 
 def default_steps(model: str, config) -> int:
-    return max(2, min(50, round(TARGET_GFLOP * 1e9 / step_flops(model, config))))
+    return max(MIN_STEPS, min(50, round(TARGET_GFLOP * 1e9 / step_flops(model, config))))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -482,7 +487,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "cpu, cuda, ...; default cpu); the reference and the variants run on the first")
     parser.add_argument("--rounds", type=int, default=1, help="runs of every ours cell, round after round; each "
                         "reports the median of its medians (default 1)")
-    parser.add_argument("--steps", type=int, default=None, help=f"timed steps (default: ~{TARGET_GFLOP} GFLOP)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"timed steps (default: ~{TARGET_GFLOP} GFLOP, at least {MIN_STEPS})")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens there)")
     parser.add_argument("--max-batch", type=int, default=128, help="cap on the preset's batch size (default 128)")
     parser.add_argument("--json", default=None, help="also write every cell's result to this JSON file")
@@ -651,7 +657,7 @@ def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
                 result = results.get((preset, model, backend, variant, "float32", first), {})
                 ours = rate(results, config, preset, model, backend, "ours", "float32", device=first)
                 other = rate(results, config, preset, model, backend, variant, "float32", device=first)
-                ratios.append(f"{other / ours:.2f}" if "median_step" in result else "fails")
+                ratios.append(f"{other / ours:.2f}" if "median_step" in result else "fails" if result else "—")
             lines.append(f"| {backend} {variant} | " + " | ".join(ratios) + " |")
     if len(args.backends) > 1 and extra:
         lines += ["", "The fastest backend per model, images/s of ours (and the ratio to the fastest):", "",

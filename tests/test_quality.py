@@ -469,6 +469,15 @@ def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_
     assert "| digits | dcgan | 2.00 (2.00) | 2.00 (2.00) |" in text  # bfloat16 against float32
     assert "| torch contiguous | 0.83 |" in text
     assert "| digits | dcgan | torch | bfloat16 | 256.0 | 6400.0 | 25.00 |" in text
+    # a variant the model has no use for is not run and shows "—"; one that ran and failed shows "fails"
+    args = benchmark.parse_args(["--models", "dcgan", "--presets", "digits", "--precisions", "float32",
+                                 "--variants", "autograd_penalty", "omp_spin"])
+    assert [cell["variant"] for cell in benchmark.cells_of(args) if cell["variant"] != "ours"] == ["omp_spin"]
+    results = {("digits", "dcgan", backend, "ours", "float32", "cpu"): {"median_step": 0.5, "cpu_step": 1.0}
+               for backend in ("torch", "keras")}
+    results[("digits", "dcgan", "torch", "omp_spin", "float32", "cpu")] = {"error": "RuntimeError: no"}
+    text = benchmark.report(args, results, {"torch": {"gflops": 100.0}, "keras": {"gflops": 100.0}})
+    assert "| torch autograd_penalty | — |" in text and "| torch omp_spin | fails |" in text
 
 
 def test_throughput_runs_each_model_at_its_own_presets_and_counts_the_published_flops():
