@@ -58,6 +58,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -436,7 +437,8 @@ def cell(spec: dict) -> dict:
         return run(spec["model"], config, spec["variant"], spec["steps"], spec["warmup"],
                    spec.get("precision", "float32"), spec.get("device", "cpu"))
     except Exception as error:  # a variant the framework cannot run here (e.g. compile with a double backward)
-        return {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0][:150] if str(error) else ''}"}
+        line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return {"error": f"{type(error).__name__}: {line if len(line) <= 150 else line[:150].rsplit(' ', 1)[0] + ' …'}"}
 
 
 def child_environment(spec: dict) -> dict[str, str]:
@@ -561,7 +563,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     peaks = {backend: run_child({"backend": backend, "variant": "peak"}) for backend in args.backends}
     results = run_cells(args)
-    words = " ".join(argv if argv is not None else sys.argv[1:])
+    words = " ".join(measuring(argv if argv is not None else sys.argv[1:]))
     header = (f"`python benchmarks/throughput.py {words}`".replace(" `", "`") + f": {platform.machine()}, "
               f"{os.cpu_count()} CPUs, 1-minute load average {load:.1f} before and {os.getloadavg()[0]:.1f} after "
               f"({(time.perf_counter() - start) / 60:.0f} min); matmul peak (2048^2 float32): "
@@ -575,6 +577,19 @@ def main(argv: list[str] | None = None) -> None:
             json.dump({"command": words, "peaks": peaks, "cells": cells}, handle, indent=1)
     if args.readme:
         write_readme(text)
+
+
+def measuring(argv: list[str]) -> list[str]:
+    """The command line without the options that only say where the results go (--readme, --json FILE)."""
+    words, skip = [], False
+    for word in argv:
+        if skip or word == "--readme" or word.startswith("--json="):
+            skip = False
+        elif word == "--json":
+            skip = True
+        else:
+            words.append(word)
+    return words
 
 
 def write_readme(text: str, path: Path = README) -> None:
@@ -667,6 +682,7 @@ def report(args: argparse.Namespace, results: dict, peaks: dict) -> str:
     errors = [f"- {' '.join(map(str, name))}: {result['error']}" for name, result in results.items()
               if "error" in result]
     errors += [f"- {backend} peak: {peak['error']}" for backend, peak in peaks.items() if "error" in peak]
+    errors = [textwrap.fill(error, width=120, subsequent_indent="  ") for error in errors]
     if errors:
         lines += ["", "Failures:", "", *errors]
     return "\n".join(lines)

@@ -478,6 +478,9 @@ def test_throughput_report_sets_torch_against_keras_and_each_device_against_the_
     results[("digits", "dcgan", "torch", "omp_spin", "float32", "cpu")] = {"error": "RuntimeError: no"}
     text = benchmark.report(args, results, {"torch": {"gflops": 100.0}, "keras": {"gflops": 100.0}})
     assert "| torch autograd_penalty | — |" in text and "| torch omp_spin | fails |" in text
+    # the header's command is what was measured: the options that only say where results go are left out
+    assert benchmark.measuring(["--models", "dcgan", "--readme", "--json", "out.json", "--rounds", "3",
+                                "--json=x.json"]) == ["--models", "dcgan", "--rounds", "3"]
 
 
 def test_throughput_runs_each_model_at_its_own_presets_and_counts_the_published_flops():

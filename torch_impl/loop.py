@@ -128,7 +128,7 @@ def input_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
     concatenation of label planes) is the same as the scores'. Why: torch's double backward of a convolution runs
     convolutions of batch- and channel-transposed operands, which oneDNN computes slowly on CPUs, and carries zeros
     back through every layer below a LeakyReLU; with a transposed convolution's ordinary gradient kernels and
-    constant masks a WGAN-GP or CGAN train step is 1.09-1.22x faster here (README, Speed: benchmarks/throughput.py,
+    constant masks a WGAN-GP or CGAN train step is about 1.1-1.35x faster here (README, Speed: benchmarks/throughput.py,
     variant `autograd_penalty`). The parity checks compare the penalty and its gradients with Keras's in float64."""
     x = x.detach().requires_grad_(True)
     _WRITTEN_OUT.append(True)
