@@ -164,8 +164,8 @@ def apply_gradients(optimizer: torch.optim.Optimizer, grads_and_params: Iterable
 
 # (*) A gradient in the parameter's own memory layout: a critic's gradients, summed from autograd's double backward
 # (benchmarks/throughput.py, variant `autograd_penalty`), come back contiguous while its kernels are channels-last,
-# and the fused Adam (optim.py) reads the parameter, gradient and
-# moments as flat arrays of one layout; without this copy it would update with the wrong elements.
+# and the fused Adam (optim.py) reads the parameter, gradient and moments as flat arrays of one layout; without this
+# copy it would update with the wrong elements.
 
 
 # ------------------------------------------------------------------------------------------------- Replicas
